@@ -166,11 +166,12 @@ def _pair(layer: _Layer, p: Message, pname: str, key: str, default: int | None, 
           single: bool = False) -> tuple[int, int]:
     """A spatial (h, w) pair from ``key`` (one value, or two for a repeated field) or
     ``key_h``/``key_w``, as Caffe's ``base_conv_layer.cpp`` and ``pooling_layer.cpp`` read them."""
-    if p.has(f"{key}_h") or p.has(f"{key}_w"):
-        if not (p.has(f"{key}_h") and p.has(f"{key}_w")) or p.has(key):
-            raise layer.error(f"give either {key} or both {key}_h and {key}_w", pname)
-        return (_num(layer, p, pname, f"{key}_h", None, minimum=minimum),
-                _num(layer, p, pname, f"{key}_w", None, minimum=minimum))
+    kh, kw = (f"{key.replace('_size', '')}_{axis}" for axis in "hw")  # kernel_size -> kernel_h
+    if p.has(kh) or p.has(kw):
+        if not (p.has(kh) and p.has(kw)) or p.has(key):
+            raise layer.error(f"give either {key} or both {kh} and {kw}", pname)
+        return (_num(layer, p, pname, kh, None, minimum=minimum),
+                _num(layer, p, pname, kw, None, minimum=minimum))
     values = [_checked(layer, v, f"{pname}.{key}", minimum=minimum) for v in p.get_all(key)]
     if not values:
         if default is None:
@@ -264,7 +265,9 @@ class _GraphBuilder:
                 self.blobs[top] = None
 
     def add_layer(self, layer: _Layer) -> None:
-        bottoms = layer.bottoms[:1] if layer.type in ("Softmax", "SoftmaxWithLoss") else layer.bottoms
+        bottoms = layer.bottoms
+        if layer.type in ("Softmax", "SoftmaxWithLoss"):
+            bottoms = bottoms[:1]  # the scores; a second bottom is the label
         parents = [self.resolve(layer, b) for b in bottoms]
         if layer.type == "Split":
             if len(parents) != 1:
@@ -704,7 +707,8 @@ def import_prototxt(path: str | Path, *, input_shape: Sequence[int] | None = Non
 
 def net_to_json(spec: dict) -> str:
     """JSON text for a net spec: one layer per line, in order, ending with a newline."""
-    rows = [f"    {json.dumps(name)}: {json.dumps(layer)}" for name, layer in spec["layers"].items()]
+    rows = [f"    {json.dumps(name)}: {json.dumps(layer)}"
+            for name, layer in spec["layers"].items()]
     return ('{\n  "name": ' + json.dumps(spec["name"]) + ',\n  "layers": {\n'
             + ",\n".join(rows) + "\n  }\n}\n")
 

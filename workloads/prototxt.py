@@ -140,8 +140,11 @@ class _Parser:
 
     def error(self, problem: str, token: _Token | None = None) -> SpecError:
         token = token or self.tok
-        value = token.text if token.kind != "eof" else "end of file"
-        return SpecError(problem, source=self.source, field=f"line {token.line}", value=value)
+        if token.kind == "eof":  # no token to quote
+            if "end of file" not in problem:
+                problem += " before the end of file"
+            return SpecError(problem, source=self.source, field=f"line {token.line}")
+        return SpecError(problem, source=self.source, field=f"line {token.line}", value=token.text)
 
     def take(self) -> _Token:
         token = self.tok
