@@ -169,6 +169,21 @@ def resnet50_caffe_params() -> int:
     return conv + 2 * bn_channels + (2048 * 1000 + 1000)
 
 
+def resnet50_caffe_macs() -> int:
+    """Forward multiply-adds per image of the same net, by hand: per conv k*k*C_in*C_out times
+    its output area. KaimingHe's prototxt strides the first 1x1 conv of each downsampling block
+    (not the 3x3), so a stage's convs all run at its output size: 56, 28, 14, 7. The total,
+    3.858e9, is the "3.8 x 10^9 FLOPs" (multiply-adds) of He et al. 2016, Table 1."""
+    macs, cin = 7 * 7 * 3 * 64 * 112 * 112, 64
+    for (mid, blocks), size in zip(((64, 3), (128, 4), (256, 6), (512, 3)), (56, 28, 14, 7)):
+        out = 4 * mid
+        for block in range(blocks):
+            per_pixel = cin * mid + 9 * mid * mid + mid * out + (cin * out if block == 0 else 0)
+            macs += per_pixel * size * size
+            cin = out
+    return macs + 2048 * 1000
+
+
 def densenet40_params() -> int:
     """DenseNet L=40, k=12 of liuzhuang13's prototxt (CIFAR, 10 classes), counted by hand:
     a 3x3 conv 3->16, three dense blocks of 12 (BN+Scale, ReLU, 3x3 conv C->12, dropout,
@@ -198,8 +213,17 @@ def test_resnet50_loads_with_the_hand_counted_parameters():
     assert graph["conv1"].output_shape == (1, 112, 112, 64)
     assert graph["pool1"].output_shape == (1, 56, 56, 64)
     assert load_net(RESNET50, batch=32)["pool1"].output_shape == (32, 56, 56, 64)
+    assert graph.forward_macs == resnet50_caffe_macs() == 3_857_973_248
+    assert layers_strided(RESNET50) == ["conv1", "pool1", "res3a_branch1", "res3a_branch2a",
+                                        "res4a_branch1", "res4a_branch2a", "res5a_branch1",
+                                        "res5a_branch2a"]
     assert [layer.name for layer in graph.layers][:5] == ["data", "conv1", "bn_conv1",
                                                          "conv1_relu", "pool1"]
+
+
+def layers_strided(path: Path) -> list[str]:
+    spec = import_prototxt(path)
+    return [name for name, layer in spec["layers"].items() if layer.get("strides", [1] * 4)[1] > 1]
 
 
 @needs_fixtures
