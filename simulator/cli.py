@@ -18,6 +18,7 @@ from simulator.errors import PaleosimError, SpecError, InfeasibleError
 COMMAND_MODULES = (
     "simulator.commands.nets",
     "simulator.commands.summary",
+    "simulator.commands.convert",
     "simulator.commands.devices",
     "simulator.commands.paleo",
     "simulator.commands.topology",

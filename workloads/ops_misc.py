@@ -162,9 +162,11 @@ def batch_norm(ctx: OpContext) -> Inferred:
     affine = ctx.get("affine", True)
     if not isinstance(affine, bool):
         raise ctx.error("'affine' must be true or false", "affine", affine)
-    params = 2 * shape[-1] if affine else 0
+    bias = ctx.get("bias", True) is not False  # a Caffe Scale without bias_term has no beta
+    params = shape[-1] * (1 + bias) if affine else 0
     return Inferred(output_shape=shape, params=params, op_class="elementwise",
-                    attrs={"affine": affine}, work=_norm_work(ctx, numel(shape), params))
+                    attrs={"affine": affine, "bias": bias},
+                    work=_norm_work(ctx, numel(shape), params))
 
 
 @register("LayerNorm")
