@@ -37,9 +37,9 @@ _BVLC_CONVS = (("conv1", 11, 96, 4, 0, 1), ("conv2", 5, 256, 1, 2, 2), ("conv3",
 def alexnet(*, batch: int = PALEO_BATCH) -> dict:
     """BVLC Caffe AlexNet (Krizhevsky et al. 2012): 227x227x3 -> 1000 classes.
 
-    LRN: local size 5, alpha 1e-4, beta 0.75, k 1 (paper section 3.3 uses k=2 with an alpha that
-    Caffe divides by the window; the cost is the same). Feature maps: 55 -> pool 27 -> 27 -> pool
-    13 -> 13 -> 13 -> 13 -> pool 6, then fc6 on 6x6x256 = 9216 inputs.
+    LRN as BVLC's deploy net: local size 5, alpha 1e-4, beta 0.75 and Caffe's default k = 1 (the
+    paper's section 3.3 has k = 2; the cost is the same). Feature maps: 55 -> pool 27 -> 27 ->
+    pool 13 -> 13 -> 13 -> 13 -> pool 6, then fc6 on 6x6x256 = 9216 inputs.
     """
     s = Stack({"data": input_layer(batch, 227, 227, 3)}, head="data")
     c_in = 3
