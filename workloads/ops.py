@@ -153,7 +153,7 @@ def infer_free(ctx: OpContext) -> Inferred:
 def _load_builtin_ops() -> None:
     if _REGISTRY:
         return
-    from workloads import ops_conv, ops_dense, ops_misc  # noqa: F401  (they register themselves)
+    from workloads import ops_conv, ops_dense, ops_misc, ops_rnn  # noqa: F401  (they register themselves)
 
 
 # ---------------------------------------------------------------------------------------------
