@@ -1,0 +1,385 @@
+"""A flow-level network on simpy: transfers are flows whose rates are shared max-min fairly.
+
+``yield network.transfer(src, dst, nbytes)`` moves ``nbytes`` from node ``src`` to node ``dst``
+along a least-cost route (see :mod:`simulator.network.routing`). Every directed link's bandwidth is
+shared max-min fairly by the flows crossing it (:mod:`simulator.network.maxmin`), so contention
+(an incast on a parameter server's NIC, an oversubscribed uplink, a PCIe switch shared by two GPUs)
+slows flows down by itself.
+
+Timing of one flow: it transmits from the instant it is submitted until its last byte has left
+under the shared rates, then its completion event fires one path latency later (the sum of the
+links' ``latency_s``). A lone flow therefore takes ``latency + nbytes / bottleneck_bandwidth``; a
+zero-byte transfer takes the path latency; ``src == dst`` is a local copy that takes
+``nbytes / local_copy_Bps`` (0 s when ``local_copy_Bps`` is ``None``, the default) and uses no link.
+
+Events and their order (pinned by tests):
+
+- A flow's start and end change rates only at one *update* per simulated instant: an event at
+  priority ``LATE`` (after every normal simpy event of that instant), so all the flows started or
+  finished at one instant, including those started by processes that resumed at that instant,
+  cost one rate recomputation.
+- An update recomputes only the flows connected (through shared links) to the links whose flows
+  changed; rates elsewhere are untouched. When that set is large it recomputes everything.
+- Finish times are ``t + remaining / rate``, recomputed from remaining bytes at every rate change,
+  so no error accumulates; a flow whose remaining bytes fall within ``EPS_REL`` of its size
+  counts as finished.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from numbers import Real
+from typing import Any, Hashable
+
+import networkx as nx
+import numpy as np
+import simpy
+
+from simulator.errors import SpecError
+from simulator.network.maxmin import maxmin_rates
+from simulator.network.routing import Router, flow_hash
+from topologies.paths import LinkArrays
+from topologies.schema import validate
+
+#: simpy priority of the per-instant rate update: after NORMAL (1) events of the same instant.
+LATE = 2
+#: A flow is finished when its remaining bytes are within this fraction of its size.
+EPS_REL = 1e-9
+_COMPONENT_ROUNDS = 8  # breadth-first rounds before giving up on a local update
+
+
+@dataclass(eq=False)
+class Flow:
+    """One transfer and its record. Times in seconds, sizes in bytes."""
+
+    id: int
+    src: Hashable
+    dst: Hashable
+    nbytes: float
+    tag: Any
+    start_s: float
+    event: simpy.Event = field(repr=False)
+    tx_end_s: float = math.nan
+    end_s: float = math.nan
+    latency_s: float = 0.0
+    links: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64), repr=False)
+
+
+class _Update(simpy.Event):
+    """An already-triggered event at priority LATE (simpy's own Timeout/Initialize pattern)."""
+
+    def __init__(self, env: simpy.Environment, callback) -> None:
+        super().__init__(env)
+        self.callbacks.append(callback)
+        self._ok = True
+        self._value = None
+        env.schedule(self, LATE)
+
+
+class Network:
+    """Flows over the links of a topology, with max-min fair bandwidth sharing.
+
+    Parameters
+    ----------
+    env : simpy.Environment
+    graph : networkx.Graph
+        A topology (validated here, see :func:`topologies.validate`).
+    seed : int
+        ECMP hash seed; same seed, same paths.
+    routing : {"ecmp", "shortest"}
+        Spread flows over equal-cost paths, or always take one fixed path per pair.
+    local_copy_Bps : float or None
+        Bandwidth of a ``src == dst`` copy (bytes/s); ``None`` makes it instantaneous.
+    record_utilisation : bool
+        Keep every link-rate change for :meth:`utilisation_table` (costs memory on long runs).
+
+    Examples
+    --------
+    >>> import simpy, topologies
+    >>> env = simpy.Environment()
+    >>> g = topologies.get("single_switch(servers=2, server='p2.8xlarge')")
+    >>> net = Network(env, g)
+    >>> done = net.transfer(("gpu", 0, 0), ("gpu", 1, 0), 1.25e9)
+    >>> env.run(done).end_s == env.now
+    True
+    >>> round(env.now, 6)   # 1.25 GB over the 10 Gbit/s NIC in 1 s, plus 8 hops' latency
+    1.000016
+    """
+
+    def __init__(self, env: simpy.Environment, graph: nx.Graph, *, seed: int = 0,
+                 routing: str = "ecmp", local_copy_Bps: float | None = None,
+                 record_utilisation: bool = True) -> None:
+        validate(graph)
+        if local_copy_Bps is not None and not (isinstance(local_copy_Bps, Real)
+                                               and local_copy_Bps > 0):
+            raise SpecError("must be a positive number of bytes/s or None",
+                            field="local_copy_Bps", value=local_copy_Bps)
+        self.env = env
+        self.graph = graph
+        self.links = LinkArrays.from_graph(graph)
+        self.router = Router(self.links, seed=seed, routing=routing)
+        self.seed = seed
+        self.local_copy_Bps = local_copy_Bps
+        self.record_utilisation = record_utilisation
+        self.flows: list[Flow] = []
+        #: Number of max-min rate recomputations so far.
+        self.recomputations = 0
+        #: Flow rates computed so far, summed over recomputations (the work they did).
+        self.rates_computed = 0
+        self._transit = self._transit_components()
+        n_links = len(self.links.link_src)
+        self._link_rate = np.zeros(n_links)
+        self._link_since = np.zeros(n_links)
+        self._link_bytes = np.zeros(n_links)
+        self._link_busy = np.zeros(n_links)
+        self._series: list[tuple[np.ndarray, float, np.ndarray]] = []
+        self._slots = 0
+        self._grow(64)
+        self._pf = np.empty(0, dtype=np.int64)  # active (slot, link) pairs
+        self._pl = np.empty(0, dtype=np.int64)
+        self._pending: list[Flow] = []
+        self._changed: list[np.ndarray] = []
+        self._update: _Update | None = None
+        self._timer: simpy.Event | None = None
+        self._timer_at = math.inf
+
+    # ----------------------------------------------------------------- public API
+    def transfer(self, src: Hashable, dst: Hashable, nbytes: float, *, tag: Any = None
+                 ) -> simpy.Event:
+        """Start moving ``nbytes`` bytes from node ``src`` to node ``dst``.
+
+        Returns a simpy event that succeeds, with the :class:`Flow` as its value, when the last
+        byte has arrived. ``tag`` labels the flow in the records and is part of its ECMP key.
+
+        Raises
+        ------
+        SpecError
+            For an unknown node, a negative or non-finite size, or endpoints with no route
+            between them.
+        """
+        index = self.links.index
+        for name, node in (("src", src), ("dst", dst)):
+            if node not in index:
+                raise SpecError("no such node in the topology", source=self.graph.graph.get(
+                    "name"), field=name, value=node)
+        if isinstance(nbytes, bool) or not isinstance(nbytes, Real) or not (
+                nbytes >= 0 and math.isfinite(nbytes)):
+            raise SpecError("must be a finite number of bytes >= 0", field="nbytes", value=nbytes)
+        now = self.env.now
+        flow = Flow(len(self.flows), src, dst, float(nbytes), tag, now, self.env.event())
+        self.flows.append(flow)
+        if src == dst:
+            flow.tx_end_s = now
+            self._deliver(flow, 0.0 if self.local_copy_Bps is None
+                          else flow.nbytes / self.local_copy_Bps)
+            return flow.event
+        if not self._transit[index[src]] & self._transit[index[dst]] and not \
+                self.graph.has_edge(src, dst):
+            raise SpecError("no route: GPUs do not relay traffic (graph attribute gpus_forward)",
+                            source=self.graph.graph.get("name"), field="dst", value=dst)
+        self._pending.append(flow)
+        self._schedule_update()
+        return flow.event
+
+    @property
+    def active_flows(self) -> int:
+        """Flows transmitting now."""
+        return int(np.count_nonzero(np.isfinite(self._finish)))
+
+    def flows_table(self, *, paths: bool = False):
+        """Per-flow records as a DataFrame (see :mod:`simulator.network.records`)."""
+        from simulator.network.records import flows_table
+        return flows_table(self, paths=paths)
+
+    def links_table(self):
+        """Per-directed-link totals as a DataFrame (see :mod:`simulator.network.records`)."""
+        from simulator.network.records import links_table
+        return links_table(self)
+
+    def utilisation_table(self):
+        """Piecewise-constant per-link rate intervals (see :mod:`simulator.network.records`)."""
+        from simulator.network.records import utilisation_table
+        return utilisation_table(self)
+
+    # ----------------------------------------------------------------- internals
+    def _transit_components(self) -> list[frozenset]:
+        """For each node, the ids of the forwarding components it can send into or receive from.
+
+        Two endpoints have a route iff these sets intersect (or they are adjacent).
+        """
+        a = self.links
+        forwarding = [n for i, n in enumerate(a.nodes) if a.forwards[i]]
+        comp = {}
+        for c, nodes in enumerate(nx.connected_components(self.graph.subgraph(forwarding))):
+            comp.update(dict.fromkeys(nodes, c))
+        result = []
+        for i, node in enumerate(a.nodes):
+            if a.forwards[i]:
+                result.append(frozenset((comp[node],)))
+            else:
+                result.append(frozenset(comp[m] for m in self.graph[node] if m in comp))
+        return result
+
+    def _grow(self, slots: int) -> None:
+        old = self._slots
+        for name, fill in (("_rem", 0.0), ("_rate", 0.0), ("_since", 0.0), ("_size", 0.0),
+                           ("_finish", math.inf), ("_slack", 0.0)):
+            arr = np.full(slots, fill)
+            if old:
+                arr[:old] = getattr(self, name)
+            setattr(self, name, arr)
+        self._slot_flow = (self._slot_flow if old else []) + [None] * (slots - old)
+        self._free = list(range(slots - 1, old - 1, -1)) + (self._free if old else [])
+        self._slots = slots
+
+    def _deliver(self, flow: Flow, delay: float) -> None:
+        flow.end_s = self.env.now + delay
+        if delay > 0:
+            self.env.timeout(delay).callbacks.append(lambda _e, f=flow: f.event.succeed(f))
+        else:
+            flow.event.succeed(flow)
+
+    def _schedule_update(self) -> None:
+        if self._update is None:
+            self._update = _Update(self.env, self._on_update)
+
+    def _arm_timer(self) -> None:
+        nxt = float(self._finish.min()) if self._slots else math.inf
+        if nxt < self._timer_at:
+            self._timer_at = nxt
+            self._timer = self.env.timeout(max(nxt - self.env.now, 0.0))
+            self._timer.callbacks.append(self._on_timer)
+
+    def _on_timer(self, event: simpy.Event) -> None:
+        if event is not self._timer:
+            return  # superseded by an earlier timer
+        self._timer, self._timer_at = None, math.inf
+        if self._complete_due():
+            self._schedule_update()
+        else:
+            self._arm_timer()
+
+    def _complete_due(self) -> int:
+        """Finish every flow whose last byte has left by now; return how many."""
+        now = self.env.now
+        margin = np.maximum(self._slack, 4 * np.spacing(now))
+        due = np.nonzero(self._finish <= now + margin)[0]
+        if due.size == 0:
+            return 0
+        for slot in due.tolist():
+            flow = self._slot_flow[slot]
+            self._slot_flow[slot] = None
+            flow.tx_end_s = now
+            self._deliver(flow, flow.latency_s)
+        self._finish[due] = math.inf
+        self._rate[due] = 0.0
+        self._slack[due] = 0.0
+        self._free.extend(due.tolist())
+        gone = np.zeros(self._slots, dtype=bool)
+        gone[due] = True
+        leaving = gone[self._pf]
+        self._changed.append(self._pl[leaving])
+        keep = ~leaving
+        self._pf, self._pl = self._pf[keep], self._pl[keep]
+        return due.size
+
+    def _start(self, flows: list[Flow]) -> None:
+        """Route newly submitted flows and add the non-empty ones to the sharing."""
+        now = self.env.now
+        index = self.links.index
+        src = np.array([index[f.src] for f in flows], dtype=np.int64)
+        dst = np.array([index[f.dst] for f in flows], dtype=np.int64)
+        hashes = np.array([flow_hash(self.seed, s, d, f.tag)
+                           for s, d, f in zip(src.tolist(), dst.tolist(), flows)], dtype=np.uint64)
+        links, offsets = self.router.routes(src, dst, hashes)
+        latency = np.add.reduceat(self.links.latency_s[links], offsets[:-1]) if links.size else \
+            np.zeros(len(flows))
+        new_pf, new_pl = [], []
+        for i, flow in enumerate(flows):
+            flow.links = links[offsets[i]:offsets[i + 1]]
+            flow.latency_s = float(latency[i])
+            if flow.nbytes == 0:
+                flow.tx_end_s = now
+                self._deliver(flow, flow.latency_s)
+                continue
+            if not self._free:
+                self._grow(2 * self._slots)
+            slot = self._free.pop()
+            self._slot_flow[slot] = flow
+            self._rem[slot] = self._size[slot] = flow.nbytes
+            self._rate[slot] = 0.0
+            self._since[slot] = now
+            new_pf.append(np.full(flow.links.size, slot, dtype=np.int64))
+            new_pl.append(flow.links)
+        if new_pf:
+            added = np.concatenate(new_pl)
+            self._pf = np.concatenate([self._pf] + new_pf)
+            self._pl = np.concatenate([self._pl, added])
+            self._changed.append(added)
+
+    def _component(self, changed: np.ndarray) -> np.ndarray:
+        """Slots of the flows connected to links ``changed`` through shared links (all flows if the
+        search grows large)."""
+        pf, pl = self._pf, self._pl
+        link_mark = np.zeros(len(self._link_rate), dtype=bool)
+        link_mark[changed] = True
+        flow_mark = np.zeros(self._slots, dtype=bool)
+        for _ in range(_COMPONENT_ROUNDS):
+            reached = link_mark[pl] & ~flow_mark[pf]
+            if not reached.any():
+                return np.nonzero(flow_mark)[0]
+            flow_mark[pf[reached]] = True
+            if 2 * np.count_nonzero(flow_mark) > pf.size:  # most flows: stop searching
+                break
+            link_mark[pl[flow_mark[pf]]] = True
+        return np.unique(pf)
+
+    def _on_update(self, _event: simpy.Event) -> None:
+        self._update = None
+        self._complete_due()
+        pending, self._pending = self._pending, []
+        if pending:
+            self._start(pending)
+        if not self._changed:
+            self._arm_timer()
+            return
+        changed = np.unique(np.concatenate(self._changed))
+        self._changed = []
+        now = self.env.now
+        slots = self._component(changed)
+        links = changed
+        if slots.size:
+            self.recomputations += 1
+            self.rates_computed += slots.size
+            self._rem[slots] -= self._rate[slots] * (now - self._since[slots])
+            self._rem[slots] = np.maximum(self._rem[slots], 0.0)
+            self._since[slots] = now
+            local = np.full(self._slots, -1, dtype=np.int64)
+            local[slots] = np.arange(slots.size)
+            inside = local[self._pf] >= 0
+            pair_flow = local[self._pf[inside]]
+            used, pair_link = np.unique(self._pl[inside], return_inverse=True)
+            rates = maxmin_rates(pair_flow, pair_link, self.links.bandwidth_Bps[used], slots.size)
+            self._rate[slots] = rates
+            self._finish[slots] = now + self._rem[slots] / rates
+            self._slack[slots] = EPS_REL * self._size[slots] / rates
+            load = np.bincount(pair_link, weights=rates[pair_flow], minlength=used.size)
+            links = np.union1d(changed, used)
+            new_rate = np.zeros(links.size)
+            new_rate[np.searchsorted(links, used)] = load
+        else:
+            new_rate = np.zeros(links.size)
+        self._set_link_rates(links, new_rate, now)
+        self._arm_timer()
+
+    def _set_link_rates(self, links: np.ndarray, rates: np.ndarray, now: float) -> None:
+        old = self._link_rate[links]
+        elapsed = now - self._link_since[links]
+        self._link_bytes[links] += old * elapsed
+        self._link_busy[links] += np.where(old > 0, elapsed, 0.0)
+        self._link_rate[links] = rates
+        self._link_since[links] = now
+        if self.record_utilisation:
+            moved = rates != old
+            if moved.any():
+                self._series.append((links[moved], now, rates[moved]))
