@@ -1,0 +1,264 @@
+"""The engine: runs any task graph on device streams over the flow-level network, with simpy.
+
+It knows nothing of data, pipeline or tensor parallelism: it runs operations on streams in order,
+waits for dependencies, moves bytes over the network, and records when everything happened.
+
+Each ordered stream is one simpy process walking its operations. Consecutive compute operations
+whose dependencies are already settled run as one simpy timeout (their individual start and end
+times are still recorded), so an iteration costs a handful of events per device rather than one per
+layer; operations on other streams that wait for one of them get an event at its end time.
+Streams listed in ``TaskGraph.meta["unordered_streams"]`` run their operations one at a time in
+the order they become ready (a parameter server applying pushes as they arrive).
+
+An operation with ``quorum > 0`` in ``TaskGraph.meta["quorum"]`` (op id -> k) starts when k of its
+dependencies have finished (synchronous SGD with backup workers).
+
+Same task graph, network and seed: same timeline, bit for bit.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import simpy
+
+from simulator.collectives import expand
+from simulator.taskgraph import Op, TaskGraph
+
+TIMELINE_COLUMNS = ("op", "rank", "stream", "kind", "name", "phase", "microbatch", "iteration",
+                    "start_s", "end_s", "nbytes", "flops", "collective", "algorithm", "peer")
+
+
+@dataclass
+class EngineRun:
+    """Raw results of one run: timeline rows (tuples in ``TIMELINE_COLUMNS`` order)."""
+
+    rows: list[tuple]
+    end_s: float
+    events: int
+
+
+def sample_durations(tg: TaskGraph, *, seed: int, jitter_cv: float) -> np.ndarray:
+    """Compute and delay durations; with ``jitter_cv > 0`` each compute op is scaled by a
+    lognormal factor of mean 1 and that coefficient of variation (seeded, deterministic)."""
+    base = np.array([op.duration_s for op in tg.ops], dtype=float)
+    if jitter_cv <= 0:
+        return base
+    sigma = math.sqrt(math.log1p(jitter_cv ** 2))
+    rng = np.random.default_rng(seed)
+    factors = rng.lognormal(mean=-sigma ** 2 / 2, sigma=sigma, size=len(base))
+    is_compute = np.array([op.kind == "compute" for op in tg.ops])
+    return np.where(is_compute, base * factors, base)
+
+
+class Engine:
+    """Runs one task graph. ``rank_nodes[r]`` is the topology node of rank r; ``rank_servers[r]``
+    its server (for hierarchical collectives)."""
+
+    def __init__(self, env: simpy.Environment, network, tg: TaskGraph, *,
+                 rank_nodes: Sequence[Any], rank_servers: Sequence[Any] | None = None,
+                 durations: np.ndarray | None = None) -> None:
+        if len(rank_nodes) < tg.ranks:
+            raise ValueError(f"{tg.ranks} ranks but only {len(rank_nodes)} nodes")
+        self.env = env
+        self.network = network
+        self.tg = tg
+        self.ops = tg.ops
+        self.rank_nodes = list(rank_nodes)
+        self.rank_servers = list(rank_servers) if rank_servers is not None else None
+        self.dur = durations if durations is not None else np.array(
+            [op.duration_s for op in tg.ops], dtype=float)
+        self.end: list[float | None] = [None] * len(tg.ops)
+        self._pending: dict[int, simpy.Event] = {}
+        self._arrivals: dict[int, int] = {}
+        self._coll_done: dict[int, simpy.Event] = {}
+        self._coll_start: dict[int, float] = {}
+        self._expansions: dict[tuple, list] = {}
+        self._latency: dict[tuple, float] = {}
+        self.rows: list[tuple] = []
+        self.quorum: dict[int, int] = dict(tg.meta.get("quorum", {}))
+        self.unordered = set(tg.meta.get("unordered_streams", ()))
+        self.events = 0
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def _set_end(self, op_id: int, end: float) -> None:
+        self.end[op_id] = end
+        ev = self._pending.pop(op_id, None)
+        if ev is not None:
+            delay = end - self.env.now
+            if delay <= 0:
+                ev.succeed()
+            else:
+                self.env.timeout(delay).callbacks.append(lambda _e, ev=ev: ev.succeed())
+
+    def _event_for(self, op_id: int) -> simpy.Event:
+        end = self.end[op_id]
+        if end is not None:
+            return self.env.timeout(max(0.0, end - self.env.now))
+        ev = self._pending.get(op_id)
+        if ev is None:
+            ev = self._pending[op_id] = self.env.event()
+        return ev
+
+    def _done_by(self, op_id: int, t: float) -> bool:
+        end = self.end[op_id]
+        return end is not None and end <= t
+
+    def _wait_deps(self, op: Op):
+        """An event for the op's dependencies, or None if they are all done now."""
+        now = self.env.now
+        open_deps = [d for d in op.deps if not self._done_by(d, now)]
+        if not open_deps:
+            return None
+        k = self.quorum.get(op.id, 0)
+        events = [self._event_for(d) for d in open_deps]
+        if k:
+            need = k - (len(op.deps) - len(open_deps))
+            if need <= 0:
+                return None
+            return simpy.Condition(self.env, lambda evs, count, need=need: count >= need, events)
+        return simpy.AllOf(self.env, events)
+
+    def _record(self, op: Op, rank: int, start: float, end: float) -> None:
+        self.rows.append((op.id, rank, op.stream, op.kind, op.name, op.phase, op.microbatch,
+                          op.iteration, start, end, op.nbytes, op.flops, op.collective,
+                          op.algorithm, op.peer))
+
+    # -- processes ---------------------------------------------------------------------------
+    def run(self, until: float | None = None) -> EngineRun:
+        for (rank, stream), op_ids in self.tg.streams().items():
+            if stream in self.unordered:
+                resource = simpy.Resource(self.env, capacity=1)
+                for op_id in op_ids:
+                    self.env.process(self._run_unordered(rank, op_id, resource))
+            else:
+                self.env.process(self._run_stream(rank, op_ids))
+        self.env.run(until=until)
+        unfinished = [op.id for op in self.ops if self.end[op.id] is None]
+        if unfinished and until is None:
+            raise RuntimeError(f"task graph deadlocked: {len(unfinished)} operations never ran "
+                               f"(first: {self.ops[unfinished[0]]})")
+        return EngineRun(rows=self.rows, end_s=self.env.now, events=self.events)
+
+    def _run_stream(self, rank: int, op_ids: list[int]):
+        ops, env = self.ops, self.env
+        i, n = 0, len(op_ids)
+        while i < n:
+            op = ops[op_ids[i]]
+            wait = self._wait_deps(op)
+            if wait is not None:
+                self.events += 1
+                yield wait
+            if op.kind in ("compute", "delay"):
+                t = env.now
+                j = i
+                while j < n:
+                    nxt = ops[op_ids[j]]
+                    if nxt.kind not in ("compute", "delay"):
+                        break
+                    if j > i and (self.quorum.get(nxt.id) or
+                                  not all(self._done_by(d, t) for d in nxt.deps)):
+                        break
+                    start, t = t, t + self.dur[nxt.id]
+                    self._record(nxt, rank, start, t)
+                    self._set_end(nxt.id, t)
+                    j += 1
+                self.events += 1
+                yield env.timeout(t - env.now)
+                i = j
+            elif op.kind == "transfer":
+                start = env.now
+                yield from self._transfer(op)
+                self._record(op, rank, start, env.now)
+                self._set_end(op.id, env.now)
+                i += 1
+            elif op.kind == "collective":
+                yield from self._join_collective(op, rank)
+                i += 1
+            else:  # pragma: no cover - TaskGraph.add validates kinds
+                raise ValueError(op.kind)
+
+    def _run_unordered(self, rank: int, op_id: int, resource: simpy.Resource):
+        op = self.ops[op_id]
+        wait = self._wait_deps(op)
+        if wait is not None:
+            yield wait
+        with resource.request() as req:
+            yield req
+            start = self.env.now
+            if op.kind in ("compute", "delay"):
+                yield self.env.timeout(self.dur[op.id])
+            elif op.kind == "transfer":
+                yield from self._transfer(op)
+            else:
+                raise ValueError(f"{op.kind} operations cannot run on an unordered stream")
+            self._record(op, rank, start, self.env.now)
+            self._set_end(op.id, self.env.now)
+
+    def _transfer(self, op: Op):
+        src, dst = self.rank_nodes[op.rank], self.rank_nodes[op.peer]
+        if src != dst and op.nbytes > 0:
+            self.events += 1
+            yield self.network.transfer(src, dst, op.nbytes, tag=op.id)
+
+    def _join_collective(self, op: Op, rank: int):
+        done = self._coll_done.get(op.id)
+        if done is None:
+            done = self._coll_done[op.id] = self.env.event()
+        arrived = self._arrivals.get(op.id, 0) + 1
+        self._arrivals[op.id] = arrived
+        if arrived == len(op.group):
+            self.env.process(self._run_collective(op, done))
+        self.events += 1
+        yield done
+        self._record(op, rank, self._coll_start[op.id], self.env.now)
+
+    def _phases(self, op: Op):
+        servers = None
+        if self.rank_servers is not None:
+            servers = tuple(self.rank_servers[r] for r in op.group)
+        key = (op.collective, op.algorithm, len(op.group), op.nbytes, servers)
+        phases = self._expansions.get(key)
+        if phases is None:
+            phases = self._expansions[key] = expand(op.collective, op.algorithm, len(op.group),
+                                                    op.nbytes, servers=servers)
+        return phases
+
+    def _path_latency_s(self, src, dst) -> float:
+        """One-way latency of the route between two nodes (cached per pair)."""
+        key = (src, dst)
+        hit = self._latency.get(key)
+        if hit is None:
+            hit = self._latency[key] = self.network.path_latency_s(src, dst)
+        return hit
+
+    def _run_collective(self, op: Op, done: simpy.Event):
+        env = self.env
+        self._coll_start[op.id] = env.now
+        nodes = [self.rank_nodes[r] for r in op.group]
+        for phase in self._phases(op):
+            events = [self.network.transfer(nodes[a], nodes[b], size, tag=op.id)
+                      for a, b, size in phase.flows if nodes[a] != nodes[b] and size > 0]
+            if events:
+                self.events += 1
+                yield simpy.AllOf(env, events)
+            if phase.steps > 1:
+                hop = max((self._path_latency_s(nodes[a], nodes[b])
+                           for a, b, _ in phase.flows if nodes[a] != nodes[b]), default=0.0)
+                if hop > 0:
+                    yield env.timeout((phase.steps - 1) * hop)
+        self._set_end(op.id, env.now)
+        done.succeed()
+
+
+def execute(tg: TaskGraph, *, network_factory: Callable[[simpy.Environment], Any],
+            rank_nodes: Sequence[Any], rank_servers: Sequence[Any] | None = None,
+            seed: int = 0, jitter_cv: float = 0.0):
+    """Run ``tg`` in a fresh simpy environment; returns ``(EngineRun, network)``."""
+    env = simpy.Environment()
+    network = network_factory(env)
+    engine = Engine(env, network, tg, rank_nodes=rank_nodes, rank_servers=rank_servers,
+                    durations=sample_durations(tg, seed=seed, jitter_cv=jitter_cv))
+    return engine.run(), network

@@ -1,0 +1,139 @@
+"""The one entry point: ``simulate(workload, system, strategy, *, seed) -> SimResult``.
+
+The strategy compiles a task graph; the engine runs it on the cluster's devices over the flow-level
+network; the result holds tidy tables (operations timeline, iterations, devices, links, flows) and
+headline metrics. Two calls with the same inputs give identical results.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from simulator.cluster import Cluster, resolve_cluster
+from simulator.engine import TIMELINE_COLUMNS, execute
+from simulator.network import Network
+from simulator.specs import SystemSpec, WorkloadSpec, with_workers
+from simulator.strategies.common import CostCache
+from simulator.strategies.registry import Compiled, compiler
+
+
+@dataclass
+class SimResult:
+    """Everything one simulation produced. Times in seconds, sizes in bytes."""
+
+    workload: WorkloadSpec
+    system: SystemSpec
+    strategy: Any
+    metrics: dict[str, Any]
+    ops: pd.DataFrame
+    iterations: pd.DataFrame
+    devices: pd.DataFrame
+    links: pd.DataFrame
+    flows: pd.DataFrame
+    utilisation: pd.DataFrame = field(repr=False)
+    rank_nodes: list = field(repr=False, default_factory=list)
+    cluster: Cluster | None = field(repr=False, default=None)
+
+
+def simulate(workload: WorkloadSpec, system: SystemSpec, strategy, *, seed: int = 0,
+             cost_cache: CostCache | None = None) -> SimResult:
+    """Simulate ``strategy.iterations`` training iterations and measure them."""
+    cluster = resolve_cluster(system, _total_nodes_hint(strategy))
+    cache = cost_cache or CostCache(workload, system.cost_model)
+    compiled: Compiled = compiler(strategy.kind)(workload, cluster, strategy, cache)
+    servers = [cluster.server_of(node) for node in compiled.rank_nodes]
+    run, network = execute(compiled.taskgraph,
+                           network_factory=lambda env: Network(env, cluster.graph, seed=seed),
+                           rank_nodes=compiled.rank_nodes, rank_servers=servers, seed=seed,
+                           jitter_cv=getattr(strategy, "jitter_cv", 0.0))
+    ops = pd.DataFrame(run.rows, columns=list(TIMELINE_COLUMNS))
+    ops = ops.sort_values(["start_s", "rank", "op"], kind="stable").reset_index(drop=True)
+    iterations = _iteration_table(ops, compiled)
+    workers = compiled.worker_ranks or tuple(range(compiled.taskgraph.ranks))
+    devices = _device_table(ops, compiled, cluster)
+    flows = network.flows_table()
+    metrics = _metrics(iterations, ops, devices, flows, compiled, strategy, workers)
+    metrics["simulated_s"] = float(run.end_s)
+    metrics["engine_events"] = run.events
+    return SimResult(workload=workload, system=system, strategy=strategy, metrics=metrics,
+                     ops=ops, iterations=iterations, devices=devices,
+                     links=network.links_table(), flows=flows,
+                     utilisation=network.utilisation_table(), rank_nodes=compiled.rank_nodes,
+                     cluster=cluster)
+
+
+def _total_nodes_hint(strategy) -> int:
+    return getattr(strategy, "total_workers", strategy.workers)
+
+
+def _iteration_table(ops: pd.DataFrame, compiled: Compiled) -> pd.DataFrame:
+    ends = ops.groupby("op")["end_s"].max()
+    rows = []
+    previous = 0.0
+    for it in sorted(compiled.iteration_ops):
+        end = float(ends.loc[compiled.iteration_ops[it]].max())
+        rows.append({"iteration": it, "start_s": previous, "end_s": end,
+                     "duration_s": end - previous})
+        previous = end
+    return pd.DataFrame(rows, columns=["iteration", "start_s", "end_s", "duration_s"])
+
+
+def _device_table(ops: pd.DataFrame, compiled: Compiled, cluster: Cluster) -> pd.DataFrame:
+    busy = ops[ops["kind"] == "compute"].assign(d=lambda f: f["end_s"] - f["start_s"])
+    per_rank = busy.groupby("rank")["d"].sum()
+    end = ops["end_s"].max() if len(ops) else 0.0
+    rows = []
+    for rank, node in enumerate(compiled.rank_nodes):
+        compute = float(per_rank.get(rank, 0.0))
+        rows.append({"rank": rank, "node": str(node), "device": cluster.device_of(node).name,
+                     "compute_busy_s": compute,
+                     "compute_utilisation": compute / end if end > 0 else 0.0})
+    return pd.DataFrame(rows)
+
+
+def _metrics(iterations, ops, devices, flows, compiled, strategy, workers) -> dict[str, Any]:
+    n_it = len(iterations)
+    if n_it >= 2:
+        iteration_s = float((iterations["end_s"].iloc[-1] - iterations["end_s"].iloc[0])
+                            / (n_it - 1))
+        last = int(iterations["iteration"].iloc[-1])
+    else:
+        iteration_s = float(iterations["end_s"].iloc[0])
+        last = int(iterations["iteration"].iloc[0])
+    it_ops = ops[(ops["iteration"] == last) & (ops["kind"] == "compute")
+                 & ops["rank"].isin(workers)]
+    compute_s = float((it_ops["end_s"] - it_ops["start_s"]).groupby(it_ops["rank"]).sum().max())
+    moved = float(flows["bytes"].sum()) / max(n_it, 1) if len(flows) else 0.0
+    return {
+        "workers": strategy.workers,
+        "global_batch": compiled.global_batch,
+        "iteration_s": iteration_s,
+        "samples_per_s": compiled.global_batch / iteration_s if iteration_s > 0 else float("inf"),
+        "compute_s": compute_s,
+        "exposed_comm_s": max(iteration_s - compute_s, 0.0),
+        "bytes_per_iteration": moved,
+        "iterations": n_it,
+    }
+
+
+def scaling_table(workload: WorkloadSpec, system: SystemSpec, strategy, workers: list[int], *,
+                  seed: int = 0) -> tuple[pd.DataFrame, dict[int, SimResult]]:
+    """Simulate each worker count; speedup and scaling efficiency against one worker
+    (throughput ratio, so weak and strong scaling read alike)."""
+    cache = CostCache(workload, system.cost_model)
+    counts = sorted(set(workers) | {1})
+    results = {n: simulate(workload, system, with_workers(strategy, n), seed=seed,
+                           cost_cache=cache) for n in counts}
+    base = results[1].metrics["samples_per_s"]
+    rows = []
+    for n in sorted(set(workers)):
+        m = dict(results[n].metrics)
+        m["speedup"] = m["samples_per_s"] / base
+        m["scaling_efficiency"] = m["speedup"] / n
+        rows.append(m)
+    columns = ["workers", "global_batch", "iteration_s", "samples_per_s", "speedup",
+               "scaling_efficiency", "compute_s", "exposed_comm_s", "bytes_per_iteration"]
+    frame = pd.DataFrame(rows)
+    return frame[columns + [c for c in frame.columns if c not in columns]], results

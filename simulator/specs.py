@@ -1,0 +1,200 @@
+"""The three inputs of a simulation, as plain frozen data: workload, system, strategy.
+
+Each can be written in a config file (JSON or YAML, sections ``workload``, ``system``,
+``strategy``) and is saved beside the results it produced. Validation happens here, once; errors
+name the config field and the bad value.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from simulator.costmodel import DTYPE_BYTES, OPTIMIZERS
+from simulator.errors import SpecError, UnknownNameError
+
+SCALINGS = ("weak", "strong")
+
+
+def _check_int(value: Any, fieldname: str, minimum: int = 1) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise SpecError(f"must be an integer >= {minimum}", field=fieldname, value=value)
+
+
+def _check_number(value: Any, fieldname: str, minimum: float = 0.0) -> None:
+    if (not isinstance(value, (int, float)) or isinstance(value, bool) or value != value
+            or value < minimum):
+        raise SpecError(f"must be a number >= {minimum}", field=fieldname, value=value)
+
+
+def _choice(value: Any, fieldname: str, valid) -> None:
+    if value not in valid:
+        raise UnknownNameError(fieldname.split(".")[-1], str(value), list(valid), field=fieldname)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkloadSpec:
+    """What to train. ``batch`` is per worker (weak scaling) or global (strong scaling), as the
+    strategy's ``scaling`` says."""
+
+    net: str
+    batch: int
+    dtype: str = "fp32"
+    optimizer: str = "sgd"
+    unknown_layers: str = "error"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.net, str) or not self.net:
+            raise SpecError("must name a shipped net or a net file", field="workload.net",
+                            value=self.net)
+        _check_int(self.batch, "workload.batch")
+        _choice(self.dtype, "workload.dtype", sorted(DTYPE_BYTES))
+        _choice(self.optimizer, "workload.optimizer", sorted(OPTIMIZERS))
+        _choice(self.unknown_layers, "workload.unknown_layers", ("error", "free"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class SystemSpec:
+    """Where it runs: a topology (preset, builder call or file; ``{servers}`` and ``{workers}``
+    in the string are filled in per run), an optional device override for every GPU, and the
+    cost model turning layer work into seconds."""
+
+    topology: str
+    device: str | None = None
+    cost_model: str = "roofline"
+    gpus_per_server: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.topology, str) or not self.topology:
+            raise SpecError("must name a topology", field="system.topology", value=self.topology)
+        if self.gpus_per_server is not None:
+            _check_int(self.gpus_per_server, "system.gpus_per_server")
+
+    def topology_for(self, workers: int) -> str:
+        """The topology string with ``{workers}`` and ``{servers}`` filled in."""
+        per = self.gpus_per_server or 1
+        servers = -(-workers // per)
+        try:
+            return self.topology.format(workers=workers, servers=servers)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise SpecError(f"bad placeholder in topology: {exc}", field="system.topology",
+                            value=self.topology) from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataParallelSpec:
+    """Synchronous data parallelism with all-reduce.
+
+    Gradients are grouped into buckets of ``bucket_bytes`` in backward order and all-reduced as
+    soon as a bucket is complete (``overlap=True``, as PyTorch DDP and Horovod do), or all at once
+    after the backward pass (``overlap=False``, as Paleo assumes). ``accumulation`` microbatches
+    per iteration divide each worker's batch; only the last one's gradients are reduced.
+    """
+
+    kind: str = "data_parallel"
+    workers: int = 1
+    scaling: str = "weak"
+    overlap: bool = True
+    bucket_bytes: float = 25e6
+    algorithm: str = "ring"
+    accumulation: int = 1
+    iterations: int = 2
+
+    def __post_init__(self) -> None:
+        from simulator.collectives import algorithms
+        _check_int(self.workers, "strategy.workers")
+        _choice(self.scaling, "strategy.scaling", SCALINGS)
+        if not isinstance(self.overlap, bool):
+            raise SpecError("must be true or false", field="strategy.overlap", value=self.overlap)
+        _check_number(self.bucket_bytes, "strategy.bucket_bytes", 1.0)
+        _choice(self.algorithm, "strategy.algorithm", algorithms("allreduce"))
+        _check_int(self.accumulation, "strategy.accumulation")
+        _check_int(self.iterations, "strategy.iterations")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParameterServerSpec:
+    """Parameter servers: ``shards`` shards of the parameters, on their own CPU hosts
+    (``placement='dedicated'``) or on the first workers' nodes (``'colocated'``).
+
+    ``mode``: ``sync`` (push, apply once every worker's gradient is in, pull), ``async`` (each
+    push is applied on arrival, no barrier; staleness is recorded), or ``backup`` (sync, but each
+    step uses the first ``workers`` of ``workers + backup_workers`` gradients; Chen et al. 2016).
+    """
+
+    kind: str = "parameter_server"
+    workers: int = 1
+    scaling: str = "weak"
+    shards: int = 1
+    placement: str = "dedicated"
+    mode: str = "sync"
+    backup_workers: int = 0
+    iterations: int = 3
+    jitter_cv: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_int(self.workers, "strategy.workers")
+        _choice(self.scaling, "strategy.scaling", SCALINGS)
+        _check_int(self.shards, "strategy.shards")
+        _choice(self.placement, "strategy.placement", ("dedicated", "colocated"))
+        _choice(self.mode, "strategy.mode", ("sync", "async", "backup"))
+        _check_int(self.backup_workers, "strategy.backup_workers", 0)
+        if self.mode == "backup" and self.backup_workers < 1:
+            raise SpecError("mode 'backup' needs backup_workers >= 1",
+                            field="strategy.backup_workers", value=self.backup_workers)
+        if self.placement == "colocated" and self.shards > self.workers + self.backup_workers:
+            raise SpecError("colocated shards cannot outnumber the workers",
+                            field="strategy.shards", value=self.shards)
+        _check_int(self.iterations, "strategy.iterations")
+        _check_number(self.jitter_cv, "strategy.jitter_cv")
+
+    @property
+    def total_workers(self) -> int:
+        return self.workers + self.backup_workers
+
+
+STRATEGY_SPECS = {"data_parallel": DataParallelSpec, "parameter_server": ParameterServerSpec}
+
+
+def strategy_from_dict(data: Mapping[str, Any], *, source: str | None = None):
+    """A strategy spec from its config section (``kind`` picks the class)."""
+    kind = data.get("kind", "data_parallel")
+    cls = STRATEGY_SPECS.get(kind)
+    if cls is None:
+        raise UnknownNameError("strategy kind", str(kind), list(STRATEGY_SPECS), source=source,
+                               field="strategy.kind")
+    return _from_dict(cls, data, "strategy", source)
+
+
+def _from_dict(cls, data: Mapping[str, Any], section: str, source: str | None):
+    if not isinstance(data, Mapping):
+        raise SpecError("must be a mapping", source=source, field=section, value=data)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise SpecError(f"unknown field; valid: {', '.join(sorted(names))}", source=source,
+                        field=f"{section}.{unknown[0]}", value=data[unknown[0]])
+    try:
+        return cls(**data)
+    except SpecError as exc:
+        raise exc.with_source(source) if source else exc
+    except TypeError as exc:
+        raise SpecError(f"bad fields: {exc}", source=source, field=section) from None
+
+
+def workload_from_dict(data, *, source=None) -> WorkloadSpec:
+    return _from_dict(WorkloadSpec, data, "workload", source)
+
+
+def system_from_dict(data, *, source=None) -> SystemSpec:
+    return _from_dict(SystemSpec, data, "system", source)
+
+
+def with_workers(strategy, workers: int):
+    """The strategy with another worker count."""
+    return dataclasses.replace(strategy, workers=workers)
+
+
+__all__ = ["WorkloadSpec", "SystemSpec", "DataParallelSpec", "ParameterServerSpec",
+           "strategy_from_dict", "workload_from_dict", "system_from_dict", "with_workers",
+           "field"]

@@ -1,0 +1,1 @@
+"""Parallel strategies: each compiles (workload, cluster, strategy) into a task graph."""

@@ -1,0 +1,130 @@
+"""Pieces every strategy compiler uses: per-layer durations, and emitting a worker's forward and
+backward passes as compute operations."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from simulator.catalog import Device
+from simulator.costmodel import DTYPE_BYTES, CostModel, get_cost_model
+from simulator.specs import WorkloadSpec
+from simulator.taskgraph import TaskGraph
+from workloads import LayerGraph, load_net
+
+
+@dataclass(frozen=True)
+class LayerCosts:
+    """Seconds per layer and phase for one net at one batch on one device, and the optimizer
+    step of all its parameters."""
+
+    graph: LayerGraph
+    forward_s: tuple[float, ...]
+    backward_data_s: tuple[float, ...]
+    backward_filter_s: tuple[float, ...]
+    update_s: float
+
+    @property
+    def compute_s(self) -> float:
+        return sum(self.forward_s) + sum(self.backward_data_s) + sum(self.backward_filter_s)
+
+
+def split_batch(total: int, parts: int) -> list[int]:
+    """``total`` samples over ``parts`` workers as evenly as possible (the first get one more)."""
+    q, r = divmod(total, parts)
+    return [q + 1 if i < r else q for i in range(parts)]
+
+
+class CostCache:
+    """Layer costs per (batch, device), computed once per simulation."""
+
+    def __init__(self, workload: WorkloadSpec, cost_model: str | CostModel) -> None:
+        self.workload = workload
+        self.model = get_cost_model(cost_model) if isinstance(cost_model, str) else cost_model
+        self._graph = lru_cache(maxsize=None)(self._load)
+        self._costs: dict[tuple[int, str], LayerCosts] = {}
+
+    def _load(self, batch: int) -> LayerGraph:
+        return load_net(self.workload.net, batch=batch,
+                        unknown_layers=self.workload.unknown_layers)
+
+    def graph(self, batch: int) -> LayerGraph:
+        return self._graph(batch)
+
+    def costs(self, batch: int, device: Device) -> LayerCosts:
+        key = (batch, device.name)
+        hit = self._costs.get(key)
+        if hit is None:
+            g = self.graph(batch)
+            dtype, m = self.workload.dtype, self.model
+            f = tuple(m.phase_time_s(l, "forward", device, dtype=dtype) for l in g.layers)
+            bd = tuple(m.phase_time_s(l, "backward_data", device, dtype=dtype) for l in g.layers)
+            bf = tuple(m.phase_time_s(l, "backward_filter", device, dtype=dtype)
+                       for l in g.layers)
+            up = m.update_time_s(g.total_params, device, dtype=dtype,
+                                 optimizer=self.workload.optimizer)
+            hit = self._costs[key] = LayerCosts(g, f, bd, bf, up)
+        return hit
+
+    def grad_bytes(self, batch: int = 1) -> list[int]:
+        """Gradient bytes per layer (parameters x dtype size)."""
+        size = DTYPE_BYTES[self.workload.dtype]
+        return [layer.params * size for layer in self.graph(batch).layers]
+
+
+def emit_forward(tg: TaskGraph, rank: int, costs: LayerCosts, *, iteration: int,
+                 microbatch: int = 0, deps=()) -> list[int]:
+    """Forward compute ops in topological order; the first waits for ``deps``."""
+    ids = []
+    for layer, t in zip(costs.graph.layers, costs.forward_s):
+        if t > 0 or not ids:
+            ids.append(tg.compute(rank, t, deps=deps if not ids else (), name=layer.name,
+                                  phase="forward", iteration=iteration, microbatch=microbatch,
+                                  flops=layer.work["forward"].flops))
+    return ids
+
+
+def emit_backward(tg: TaskGraph, rank: int, costs: LayerCosts, *, iteration: int,
+                  microbatch: int = 0) -> tuple[list[int], dict[int, int]]:
+    """Backward ops in reverse topological order: backward-data then backward-filter per layer.
+
+    Returns all op ids and, per layer index, the op after which that layer's gradient is ready.
+    """
+    ids: list[int] = []
+    ready: dict[int, int] = {}
+    layers = costs.graph.layers
+    for i in range(len(layers) - 1, -1, -1):
+        layer = layers[i]
+        for phase, t in (("backward_data", costs.backward_data_s[i]),
+                         ("backward_filter", costs.backward_filter_s[i])):
+            if t > 0:
+                ids.append(tg.compute(rank, t, name=layer.name, phase=phase,
+                                      iteration=iteration, microbatch=microbatch,
+                                      flops=layer.work[phase].flops))
+        if layer.params and ids:
+            ready[i] = ids[-1]
+    if not ids:
+        ids.append(tg.compute(rank, 0.0, name="backward", phase="backward_data",
+                              iteration=iteration, microbatch=microbatch))
+    for i, layer in enumerate(layers):
+        if layer.params and i not in ready:
+            ready[i] = ids[-1]
+    return ids, ready
+
+
+def buckets(grad_bytes: list[int], bucket_bytes: float) -> list[list[int]]:
+    """Layers with parameters grouped in backward order (last layer first) into buckets of at
+    least ``bucket_bytes`` (the last bucket may be smaller), as PyTorch DDP groups gradients."""
+    out: list[list[int]] = []
+    current: list[int] = []
+    size = 0
+    for i in range(len(grad_bytes) - 1, -1, -1):
+        if grad_bytes[i] == 0:
+            continue
+        current.append(i)
+        size += grad_bytes[i]
+        if size >= bucket_bytes:
+            out.append(current)
+            current, size = [], 0
+    if current:
+        out.append(current)
+    return out
