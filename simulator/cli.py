@@ -19,6 +19,8 @@ COMMAND_MODULES = (
     "simulator.commands.nets",
     "simulator.commands.summary",
     "simulator.commands.convert",
+    "simulator.commands.simulate",
+    "simulator.commands.generate",
     "simulator.commands.devices",
     "simulator.commands.paleo",
     "simulator.commands.topology",

@@ -118,7 +118,8 @@ class Engine:
             need = k - (len(op.deps) - len(open_deps))
             if need <= 0:
                 return None
-            return simpy.Condition(self.env, lambda evs, count, need=need: count >= need, events)
+            return simpy.events.Condition(self.env, lambda evs, count, need=need: count >= need,
+                                          events)
         return simpy.AllOf(self.env, events)
 
     def _record(self, op: Op, rank: int, start: float, end: float) -> None:

@@ -35,6 +35,7 @@ class SimResult:
     utilisation: pd.DataFrame = field(repr=False)
     rank_nodes: list = field(repr=False, default_factory=list)
     cluster: Cluster | None = field(repr=False, default=None)
+    taskgraph: Any = field(repr=False, default=None)
 
 
 def simulate(workload: WorkloadSpec, system: SystemSpec, strategy, *, seed: int = 0,
@@ -61,7 +62,7 @@ def simulate(workload: WorkloadSpec, system: SystemSpec, strategy, *, seed: int 
                      ops=ops, iterations=iterations, devices=devices,
                      links=network.links_table(), flows=flows,
                      utilisation=network.utilisation_table(), rank_nodes=compiled.rank_nodes,
-                     cluster=cluster)
+                     cluster=cluster, taskgraph=compiled.taskgraph)
 
 
 def _total_nodes_hint(strategy) -> int:

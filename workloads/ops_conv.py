@@ -52,7 +52,7 @@ def out_size(size: int, k: int, s: int, padding: str | int, *, dilation: int = 1
     if not ceil_mode:
         return (size + 2 * p - keff) // s + 1
     out = math.ceil((size + 2 * p - keff) / s) + 1
-    if p > 0 and (out - 1) * s >= size + p:  # the last window must start inside the input
+    if p > 0 and (out - 1) * s >= size + p:  # a padded last window must start inside the input
         out -= 1
     return out
 

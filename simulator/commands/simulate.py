@@ -1,0 +1,63 @@
+"""`paleosim simulate`: run a config's training simulation for one or more worker counts."""
+from __future__ import annotations
+
+import json
+
+from simulator.commands._output import add_format_option, render, write_atomic
+from simulator.config import load_config
+from simulator.errors import SpecError
+from simulator.simulate import scaling_table
+from simulator.specs import with_workers
+from simulator.trace import chrome_trace
+
+
+def worker_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise SpecError("must be a comma-separated list of positive integers",
+                        field="--workers", value=text) from None
+    if not values or any(v < 1 for v in values):
+        raise SpecError("must be a comma-separated list of positive integers",
+                        field="--workers", value=text)
+    return values
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "simulate", help="discrete-event simulation of training iterations",
+        description="Simulate training as described by CONFIG, a JSON or YAML file with three "
+                    "sections: workload (net, batch, dtype, optimizer), system (topology, device, "
+                    "cost_model) and strategy (kind: data_parallel | parameter_server, workers, "
+                    "...). See docs/CONFIG.md and experiments/configs/. Prints one row per worker "
+                    "count: iteration time, throughput, speedup and scaling efficiency against one "
+                    "worker, compute and exposed communication time.")
+    p.add_argument("config", metavar="CONFIG", help="simulation config (.json, .yaml)")
+    p.add_argument("--workers", type=str, default=None,
+                   help="comma-separated worker counts (default: the config's strategy.workers)")
+    p.add_argument("--trace", metavar="PATH", default=None,
+                   help="write a Chrome trace (chrome://tracing, Perfetto) of the largest worker "
+                        "count; '{workers}' in PATH writes one trace per worker count")
+    p.add_argument("--seed", type=int, default=0, help="seed for ECMP hashing and jitter")
+    add_format_option(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    config = load_config(args.config)
+    workers = (worker_list(args.workers) if args.workers is not None
+               else [config.strategy.workers])
+    table, results = scaling_table(config.workload, config.system, config.strategy, workers,
+                                   seed=args.seed)
+    traces = {}
+    if args.trace:
+        wanted = workers if "{workers}" in args.trace else [max(workers)]
+        for n in wanted:
+            traces[args.trace.format(workers=n)] = chrome_trace(results[n])
+    for path, trace in traces.items():
+        write_atomic(path, json.dumps(trace))
+    if args.format == "table":
+        print(f"# {config.source}: {config.workload.net}, batch {config.workload.batch} "
+              f"({config.strategy.scaling}), {config.strategy.kind}, {config.system.topology}")
+    print(render(table, args.format), end="")
+    return 0
