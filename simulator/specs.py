@@ -115,7 +115,8 @@ class DataParallelSpec:
 @dataclass(frozen=True, kw_only=True)
 class ParameterServerSpec:
     """Parameter servers: ``shards`` shards of the parameters, on their own CPU hosts
-    (``placement='dedicated'``) or on the first workers' nodes (``'colocated'``).
+    (``placement='dedicated'``) or on the workers' nodes (``'colocated'``: shard j on worker
+    j mod workers).
 
     ``mode``: ``sync`` (push, apply once every worker's gradient is in, pull), ``async`` (each
     push is applied on arrival, no barrier; staleness is recorded), or ``backup`` (sync, but each
@@ -142,9 +143,6 @@ class ParameterServerSpec:
         if self.mode == "backup" and self.backup_workers < 1:
             raise SpecError("mode 'backup' needs backup_workers >= 1",
                             field="strategy.backup_workers", value=self.backup_workers)
-        if self.placement == "colocated" and self.shards > self.workers + self.backup_workers:
-            raise SpecError("colocated shards cannot outnumber the workers",
-                            field="strategy.shards", value=self.shards)
         _check_int(self.iterations, "strategy.iterations")
         _check_number(self.jitter_cv, "strategy.jitter_cv")
 

@@ -31,7 +31,7 @@ def compile_parameter_server(workload: WorkloadSpec, cluster: Cluster,
     if strategy.placement == "dedicated":
         shard_nodes = cluster.cpus_for(k)
     else:
-        shard_nodes = worker_nodes[:k]
+        shard_nodes = [worker_nodes[j % n] for j in range(k)]
     global_batch = (workload.batch * strategy.workers if strategy.scaling == "weak"
                     else workload.batch)
     per_worker = split_batch(global_batch, strategy.workers)
