@@ -24,9 +24,10 @@ from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar, Mapping
 
 from simulator.errors import SpecError, UnknownNameError
+from workloads.ops_rnn import CELL_TYPES, CELLS
 
 CNN_BLOCKS = ("bottleneck", "residual")
-RNN_CELLS = ("gru", "lstm", "rnn")
+RNN_CELLS = CELL_TYPES
 # ParaDnn's ResNet (resnet_model.py) ends in average_pooling2d(pool_size=7, strides=1, 'VALID'); its
 # stem and three strided groups halve the image five times (rounding up), so the last feature map
 # is ceil(image/32) wide and must be at least 7.
@@ -180,7 +181,7 @@ class RNNConfig(_Config):
     def params(self) -> int:
         """``V·E`` (embedding) + ``L·g·(2·E² + E)`` (cells, one bias per gate as in TensorFlow 1)
         + ``E·V + V`` (output projection), with ``g`` = 1, 3, 4 gates for RNN, GRU, LSTM."""
-        g = {"rnn": 1, "gru": 3, "lstm": 4}[self.cell]
+        g = CELLS[self.cell].gates
         e, v = self.embedding, self.vocab
         return v * e + self.layers * g * (2 * e * e + e) + e * v + v
 

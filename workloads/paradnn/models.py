@@ -26,6 +26,7 @@ from workloads.graph import LayerGraph, build_graph
 from workloads.ops import PHASES
 from workloads.paradnn.configs import CNN_FINAL_POOL, CNNConfig, FCConfig, RNNConfig, _Config
 from workloads.zoo._layers import Stack, fc, net, relu, softmax
+from workloads.zoo.resnet import resnet
 
 # ParaDnn's residual and bottleneck blocks are the zoo's basic and bottleneck blocks.
 ZOO_BLOCK_TYPE = {"residual": "basic", "bottleneck": "bottleneck"}
@@ -73,8 +74,6 @@ def rnn_net(config: RNNConfig) -> dict:
 
 def cnn_net(config: CNNConfig) -> dict:
     """ParaDnn's ResNet-v1, built by the zoo's ResNet builder."""
-    from workloads.zoo.resnet import resnet
-
     spec = resnet(block_type=ZOO_BLOCK_TYPE[config.block],
                   blocks_per_group=(config.blocks,) * RESNET_GROUPS, filters=config.filters,
                   image_size=config.image, classes=config.classes, batch=config.batch,
