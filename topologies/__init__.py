@@ -25,19 +25,21 @@ the summed bandwidth. Graph attributes: ``name``, ``servers``, ``gpus_per_server
 ``cpu_hosts``, ``gpus_forward``.
 
 Use :func:`get` to build a topology from a preset name, a builder call string or a file;
-:func:`gpus` lists GPUs in rank order (server-major); :func:`validate` checks any graph.
+:func:`gpus` lists GPUs in rank order (server-major), :func:`servers` maps servers to their GPUs,
+:func:`cpu_hosts` lists stand-alone parameter-server hosts; :func:`validate` checks any graph.
 """
 from topologies.analysis import bisection_Bps, describe, diameter_hops
 from topologies.catalog import LinkSpec, ServerSpec, links, presets, servers as server_types
 from topologies.fabrics import (dragonfly, fat_tree, leaf_spine, rail_optimized, ring, server,
                                 single_switch, torus)
 from topologies.io import load, save
-from topologies.registry import BUILDERS, build, get, names
-from topologies.schema import KINDS, ROLES, add_link, cpus, gpus, servers, validate
+from topologies.registry import BUILDERS, build, get, names, table
+from topologies.schema import (KINDS, ROLES, add_link, cpu_hosts, cpus, gpus, servers,
+                               validate)
 
 __all__ = [
     "BUILDERS", "KINDS", "LinkSpec", "ROLES", "ServerSpec", "add_link", "bisection_Bps", "build",
-    "cpus", "describe", "diameter_hops", "dragonfly", "fat_tree", "get", "gpus", "leaf_spine",
+    "cpu_hosts", "cpus", "describe", "diameter_hops", "dragonfly", "fat_tree", "get", "gpus", "leaf_spine",
     "links", "load", "names", "presets", "rail_optimized", "ring", "save", "server",
-    "server_types", "servers", "single_switch", "torus", "validate",
+    "server_types", "servers", "single_switch", "table", "torus", "validate",
 ]

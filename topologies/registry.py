@@ -36,6 +36,28 @@ BUILDERS: dict[str, Callable[..., nx.Graph]] = {
 }
 
 
+def table():
+    """Builders and presets as a DataFrame: ``name, kind, parameters, description``.
+
+    For a builder, ``parameters`` lists its keyword parameters with defaults; for a preset, the
+    builder call it stands for.
+    """
+    import pandas as pd
+
+    rows = []
+    for name, func in sorted(BUILDERS.items()):
+        params = ", ".join(f"{p.name}={p.default!r}" for p in
+                           inspect.signature(func).parameters.values())
+        summary = (inspect.getdoc(func) or "").split("\n\n")[0].replace("\n", " ")
+        rows.append({"name": name, "kind": "builder", "parameters": params,
+                     "description": summary})
+    for name, entry in sorted(presets().items()):
+        call = ", ".join(f"{k}={v!r}" for k, v in entry["params"].items())
+        rows.append({"name": name, "kind": "preset", "parameters": f"{entry['builder']}({call})",
+                     "description": entry.get("description", "")})
+    return pd.DataFrame(rows, columns=["name", "kind", "parameters", "description"])
+
+
 def names() -> list[str]:
     """Every builder and preset name, sorted."""
     return sorted(set(BUILDERS) | set(presets()))

@@ -136,6 +136,12 @@ def cpus(graph: nx.Graph) -> list:
     return sorted(found, key=_rank_key(graph))
 
 
+def cpu_hosts(graph: nx.Graph) -> list:
+    """CPU nodes of servers without GPUs (stand-alone parameter-server hosts), in order."""
+    with_gpus = {graph.nodes[n].get("server") for n in gpus(graph)}
+    return [n for n in cpus(graph) if graph.nodes[n].get("server") not in with_gpus]
+
+
 def servers(graph: nx.Graph) -> dict:
     """Map each server id to its GPUs in rank order (servers without GPUs are left out)."""
     result: dict = {}

@@ -157,11 +157,7 @@ class Network:
             For an unknown node, a negative or non-finite size, or endpoints with no route
             between them.
         """
-        index = self.links.index
-        for name, node in (("src", src), ("dst", dst)):
-            if node not in index:
-                raise SpecError("no such node in the topology", source=self.graph.graph.get(
-                    "name"), field=name, value=node)
+        self._check_endpoints(src, dst)
         if isinstance(nbytes, bool) or not isinstance(nbytes, Real) or not (
                 nbytes >= 0 and math.isfinite(nbytes)):
             raise SpecError("must be a finite number of bytes >= 0", field="nbytes", value=nbytes)
@@ -173,13 +169,39 @@ class Network:
             self._deliver(flow, 0.0 if self.local_copy_Bps is None
                           else flow.nbytes / self.local_copy_Bps)
             return flow.event
-        if not self._transit[index[src]] & self._transit[index[dst]] and not \
-                self.graph.has_edge(src, dst):
-            raise SpecError("no route: GPUs do not relay traffic (graph attribute gpus_forward)",
-                            source=self.graph.graph.get("name"), field="dst", value=dst)
         self._pending.append(flow)
         self._schedule_update()
         return flow.event
+
+    def path(self, src: Hashable, dst: Hashable, *, tag: Any = None) -> list:
+        """The nodes a flow from ``src`` to ``dst`` with ``tag`` crosses, both ends included."""
+        links = self._route(src, dst, tag)
+        a = self.links
+        return [src] + [a.nodes[i] for i in a.link_dst[links].tolist()]
+
+    def path_latency_s(self, src: Hashable, dst: Hashable, *, tag: Any = None) -> float:
+        """One-way latency (s) of the route a flow from ``src`` to ``dst`` with ``tag`` takes."""
+        return float(self.links.latency_s[self._route(src, dst, tag)].sum())
+
+    def _route(self, src, dst, tag) -> np.ndarray:
+        self._check_endpoints(src, dst)
+        index = self.links.index
+        if src == dst:
+            return np.empty(0, dtype=np.int64)
+        s, d = index[src], index[dst]
+        return self.router.paths([s], [d], [flow_hash(self.seed, s, d, tag)])[0]
+
+    def _check_endpoints(self, src, dst) -> None:
+        index = self.links.index
+        name = self.graph.graph.get("name")
+        for field_name, node in (("src", src), ("dst", dst)):
+            if node not in index:
+                raise SpecError("no such node in the topology", source=name, field=field_name,
+                                value=node)
+        if src != dst and not self._transit[index[src]] & self._transit[index[dst]] \
+                and not self.graph.has_edge(src, dst):
+            raise SpecError(f"no route from {src!r}: GPUs do not relay traffic (graph attribute "
+                            "gpus_forward)", source=name, field="dst", value=dst)
 
     @property
     def active_flows(self) -> int:
@@ -287,17 +309,15 @@ class Network:
         """Route newly submitted flows and add the non-empty ones to the sharing."""
         now = self.env.now
         index = self.links.index
-        src = np.array([index[f.src] for f in flows], dtype=np.int64)
-        dst = np.array([index[f.dst] for f in flows], dtype=np.int64)
-        hashes = np.array([flow_hash(self.seed, s, d, f.tag)
-                           for s, d, f in zip(src.tolist(), dst.tolist(), flows)], dtype=np.uint64)
-        links, offsets = self.router.routes(src, dst, hashes)
-        latency = np.add.reduceat(self.links.latency_s[links], offsets[:-1]) if links.size else \
-            np.zeros(len(flows))
+        src = [index[f.src] for f in flows]
+        dst = [index[f.dst] for f in flows]
+        hashes = [flow_hash(self.seed, s, d, f.tag) for s, d, f in zip(src, dst, flows)]
+        paths = self.router.paths(src, dst, hashes)
+        latency = self.links.latency_s
         new_pf, new_pl = [], []
-        for i, flow in enumerate(flows):
-            flow.links = links[offsets[i]:offsets[i + 1]]
-            flow.latency_s = float(latency[i])
+        for flow, path in zip(flows, paths):
+            flow.links = path
+            flow.latency_s = float(latency[path].sum())
             if flow.nbytes == 0:
                 flow.tx_end_s = now
                 self._deliver(flow, flow.latency_s)
@@ -351,18 +371,20 @@ class Network:
         if slots.size:
             self.recomputations += 1
             self.rates_computed += slots.size
-            self._rem[slots] -= self._rate[slots] * (now - self._since[slots])
-            self._rem[slots] = np.maximum(self._rem[slots], 0.0)
-            self._since[slots] = now
             local = np.full(self._slots, -1, dtype=np.int64)
             local[slots] = np.arange(slots.size)
             inside = local[self._pf] >= 0
             pair_flow = local[self._pf[inside]]
             used, pair_link = np.unique(self._pl[inside], return_inverse=True)
             rates = maxmin_rates(pair_flow, pair_link, self.links.bandwidth_Bps[used], slots.size)
-            self._rate[slots] = rates
-            self._finish[slots] = now + self._rem[slots] / rates
-            self._slack[slots] = EPS_REL * self._size[slots] / rates
+            differs = rates != self._rate[slots]  # an unchanged rate keeps its finish time
+            moved, new = slots[differs], rates[differs]
+            self._rem[moved] = np.maximum(
+                self._rem[moved] - self._rate[moved] * (now - self._since[moved]), 0.0)
+            self._since[moved] = now
+            self._rate[moved] = new
+            self._finish[moved] = now + self._rem[moved] / new
+            self._slack[moved] = EPS_REL * self._size[moved] / new
             load = np.bincount(pair_link, weights=rates[pair_flow], minlength=used.size)
             links = np.union1d(changed, used)
             new_rate = np.zeros(links.size)

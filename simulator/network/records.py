@@ -70,14 +70,15 @@ def links_table(network) -> pd.DataFrame:
 
 def utilisation_table(network) -> pd.DataFrame:
     """Piecewise-constant link load: one row per interval in which a link's total rate was
-    constant: ``link, src, dst, start_s, end_s, rate_Bps, utilisation``.
+    constant: ``link, src, dst, bandwidth_Bps, start_s, end_s, rate_Bps, utilisation``.
 
     Intervals cover each link from its first change on; a link with no row was never used. The last
     interval of a link ends now. Made for counter tracks (e.g. Chrome trace ``"C"`` events).
     """
     if not network.record_utilisation:
         raise ValueError("this Network was made with record_utilisation=False")
-    columns = ["link", "src", "dst", "start_s", "end_s", "rate_Bps", "utilisation"]
+    columns = ["link", "src", "dst", "bandwidth_Bps", "start_s", "end_s", "rate_Bps",
+               "utilisation"]
     if not network._series:
         return pd.DataFrame(columns=columns)
     links = np.concatenate([l for l, _, _ in network._series])

@@ -23,6 +23,7 @@ from simulator.errors import UnknownNameError
 from topologies.paths import LinkArrays, inf_of, relay_and_distances
 
 ROUTINGS = ("ecmp", "shortest")
+_CACHE_LIMIT = 1 << 18  # cached paths; the cache is emptied when full (paths are pure functions)
 _MASK64 = (1 << 64) - 1
 
 
@@ -55,6 +56,24 @@ class Router:
         self._on_route = np.zeros((len(arrays.link_src), 8), dtype=bool)
         self._columns = 0
         self._degree = np.diff(np.append(arrays.starts, len(arrays.link_src)))
+        self._cache: dict[tuple[int, int, int], np.ndarray] = {}
+
+    def paths(self, srcs: list[int], dsts: list[int], hashes: list[int]) -> list[np.ndarray]:
+        """The path (directed link ids, in order) of each flow, cached per (src, dst, hash)."""
+        keys = list(zip(srcs, dsts, hashes))
+        found = [self._cache.get(key) for key in keys]
+        missing = [i for i, path in enumerate(found) if path is None]
+        if missing:
+            links, offsets = self.routes(np.array([srcs[i] for i in missing]),
+                                         np.array([dsts[i] for i in missing]),
+                                         np.array([hashes[i] for i in missing], dtype=np.uint64))
+            if len(self._cache) + len(missing) > _CACHE_LIMIT:
+                self._cache.clear()
+            for j, i in enumerate(missing):
+                path = links[offsets[j]:offsets[j + 1]]
+                path.flags.writeable = False
+                found[i] = self._cache[keys[i]] = path
+        return found
 
     def prepare(self, dsts: np.ndarray) -> None:
         """Compute the route DAGs of the destinations in ``dsts`` that have none yet."""
