@@ -110,6 +110,21 @@ def test_same_inputs_give_identical_tables():
     assert a.equals(b)
 
 
+def test_paleo_net_profiles_each_batch_once(monkeypatch):
+    import simulator.paleo.net as net_module
+    calls = []
+    real = net_module.build_profile
+
+    def counting(graph, *, version):
+        calls.append((graph.batch, version))
+        return real(graph, version=version)
+    monkeypatch.setattr(net_module, "build_profile", counting)
+    pnet = PaleoNet(build_graph(SMALL))
+    for device in ("K20", "K40", "TITAN_X"):
+        estimate(pnet, device=device, network="ethernet", scaling="strong", workers=[1, 2, 4, 8])
+    assert sorted(calls) == [(2, "dec2016"), (3, "dec2016"), (5, "dec2016"), (10, "dec2016")]
+
+
 # ---------------------------------------------------------------------------------------------
 # model parallelism: critical path over branches
 

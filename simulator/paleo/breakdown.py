@@ -12,7 +12,7 @@ import pandas as pd
 
 from simulator.catalog import PaleoDevicePreset
 from simulator.paleo.estimate import resolve_device
-from simulator.paleo.net import PaleoNet
+from simulator.paleo.net import PaleoNet, as_paleo_net
 from simulator.paleo.profile import PHASES
 from simulator.paleo.software import PPP
 from workloads.graph import LayerGraph
@@ -33,7 +33,7 @@ def layer_times(net: LayerGraph | PaleoNet | str | Path, *, device: str | PaleoD
     ...     "fc6", ["forward_ms", "backward_data_ms"]]                     # doctest: +SKIP
     """
     ppp = PPP(comp=ppp_comp, comm=1.0)
-    pnet = PaleoNet(net)
+    pnet = as_paleo_net(net)
     prof = pnet.profile(pnet.graph.batch if batch is None else batch, memory_term)
     comp, mem = prof.phase_times(resolve_device(device), ppp_comp=ppp.comp)
     frame = pd.DataFrame({"layer": prof.layer_names, "type": prof.layer_types})

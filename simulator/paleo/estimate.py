@@ -18,7 +18,7 @@ from simulator.paleo.comm import SCHEMES
 from simulator.paleo.conv import VERSIONS
 from simulator.paleo.data import SCALINGS, data_parallel
 from simulator.paleo.model import hybrid_parallel, model_parallel
-from simulator.paleo.net import PaleoNet
+from simulator.paleo.net import PaleoNet, as_paleo_net
 from simulator.paleo.software import resolve_ppp
 from workloads.graph import LayerGraph
 
@@ -109,7 +109,7 @@ def estimate(net: LayerGraph | PaleoNet | str | Path, *, device: str | PaleoDevi
     if memory_term not in VERSIONS:
         raise UnknownNameError("memory term", memory_term, VERSIONS, field="memory_term")
     dev = resolve_device(device)
-    net_ = PaleoNet(net)
+    net_ = as_paleo_net(net)
     ppp = resolve_ppp(software=software, ppp_comp=ppp_comp, ppp_comm=ppp_comm)
     b = net_.graph.batch if batch is None else batch
     if isinstance(b, bool) or not isinstance(b, int) or b < 1:

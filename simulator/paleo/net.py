@@ -62,3 +62,8 @@ class PaleoNet:
 
     def __repr__(self) -> str:
         return f"PaleoNet({self.graph.name!r}, batch={self.graph.batch})"
+
+
+def as_paleo_net(net: "LayerGraph | str | Path | PaleoNet") -> PaleoNet:
+    """``net`` itself if it is a :class:`PaleoNet` (keeping its cache), else a new one."""
+    return net if isinstance(net, PaleoNet) else PaleoNet(net)
