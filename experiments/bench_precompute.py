@@ -4,7 +4,7 @@ Prints, for each memory term (Paleo code version), the number of values compared
 relative errors of the iteration times and of the speedups (relative for speedups >= 0.5,
 absolute for all: Paleo stored 3 decimals), the number of times that differ from Paleo's at the
 3 decimals stored, and the wall time of the whole comparison (loading and profiling the nets
-included).
+included), then the mean time of one more estimate() call on a warm PaleoNet.
 
     python3 experiments/bench_precompute.py [--data ../shared/data/paleo] [--csv out.csv]
 """
@@ -55,6 +55,19 @@ def main(argv=None) -> int:
               f"relative error {big['speedup_rel_err'].max():.3e} over the {len(big)} "
               f"published speedups >= 0.5 (3 decimals stored)")
         frames.append(frame.assign(memory_term=memory_term))
+    # the cost of one more call once a PaleoNet's profiles are warm (what a sweep pays per row)
+    from simulator.paleo import estimate
+    pnet = cache["inception_v3"]
+    kwargs = dict(device="K40", network="ethernet", software="tensorflow", batch=1024,
+                  scaling="strong")
+    estimate(pnet, **kwargs)
+    calls = 200
+    start = time.perf_counter()
+    for _ in range(calls):
+        estimate(pnet, **kwargs)
+    per_call = (time.perf_counter() - start) / calls
+    print(f"warm estimate() of inception_v3, strong scaling, 8 worker counts: "
+          f"{per_call * 1e3:.2f} ms per call (mean of {calls})")
     if args.csv is not None:
         import pandas as pd
         pd.concat(frames).to_csv(args.csv, index=False)
