@@ -9,7 +9,7 @@ import pytest
 import simpy
 from hypothesis import given, settings, strategies as st
 
-import simulator.network.network as network_module
+import simulator.network.incidence as incidence_module
 from simulator.network import Network, maxmin_rates
 from topologies import add_link
 
@@ -105,12 +105,12 @@ def test_runs_are_deterministic(case):
 def test_local_updates_match_recomputing_everything(case):
     graph, flows, seed = case
     local = simulate(graph, flows, seed)
-    saved = network_module._COMPONENT_ROUNDS
-    network_module._COMPONENT_ROUNDS = 0  # every update recomputes every flow
+    saved = incidence_module._MAX_ROUNDS
+    incidence_module._MAX_ROUNDS = 0  # every update recomputes every active flow
     try:
         full = simulate(graph, flows, seed)
     finally:
-        network_module._COMPONENT_ROUNDS = saved
+        incidence_module._MAX_ROUNDS = saved
     assert end_times(local) == end_times(full)
     assert full.rates_computed >= local.rates_computed
 

@@ -36,16 +36,17 @@ import numpy as np
 import simpy
 
 from simulator.errors import SpecError
+from simulator.network.incidence import Incidence
 from simulator.network.maxmin import maxmin_rates
 from simulator.network.routing import Router, flow_hash
 from topologies.paths import LinkArrays
 from topologies.schema import validate
 
+_NUMBER = (int, float, np.integer, np.floating)  # concrete types: an ABC check is slow here
 #: simpy priority of the per-instant rate update: after NORMAL (1) events of the same instant.
 LATE = 2
 #: A flow is finished when its remaining bytes are within this fraction of its size.
 EPS_REL = 1e-9
-_COMPONENT_ROUNDS = 8  # breadth-first rounds before giving up on a local update
 
 
 @dataclass(eq=False)
@@ -135,8 +136,7 @@ class Network:
         self._series: list[tuple[np.ndarray, float, np.ndarray]] = []
         self._slots = 0
         self._grow(64)
-        self._pf = np.empty(0, dtype=np.int64)  # active (slot, link) pairs
-        self._pl = np.empty(0, dtype=np.int64)
+        self._pairs = Incidence(n_links)
         self._pending: list[Flow] = []
         self._changed: list[np.ndarray] = []
         self._update: _Update | None = None
@@ -158,7 +158,7 @@ class Network:
             between them.
         """
         self._check_endpoints(src, dst)
-        if isinstance(nbytes, bool) or not isinstance(nbytes, Real) or not (
+        if not isinstance(nbytes, _NUMBER) or isinstance(nbytes, bool) or not (
                 nbytes >= 0 and math.isfinite(nbytes)):
             raise SpecError("must be a finite number of bytes >= 0", field="nbytes", value=nbytes)
         now = self.env.now
@@ -206,7 +206,7 @@ class Network:
     @property
     def active_flows(self) -> int:
         """Flows transmitting now."""
-        return int(np.count_nonzero(np.isfinite(self._finish)))
+        return int(np.count_nonzero(self._pairs.length))
 
     def flows_table(self, *, paths: bool = False):
         """Per-flow records as a DataFrame (see :mod:`simulator.network.records`)."""
@@ -245,7 +245,7 @@ class Network:
     def _grow(self, slots: int) -> None:
         old = self._slots
         for name, fill in (("_rem", 0.0), ("_rate", 0.0), ("_since", 0.0), ("_size", 0.0),
-                           ("_finish", math.inf), ("_slack", 0.0)):
+                           ("_finish", math.inf), ("_due_at", math.inf)):
             arr = np.full(slots, fill)
             if old:
                 arr[:old] = getattr(self, name)
@@ -284,8 +284,7 @@ class Network:
     def _complete_due(self) -> int:
         """Finish every flow whose last byte has left by now; return how many."""
         now = self.env.now
-        margin = np.maximum(self._slack, 4 * np.spacing(now))
-        due = np.nonzero(self._finish <= now + margin)[0]
+        due = np.flatnonzero(self._due_at <= now + 4 * np.spacing(now))
         if due.size == 0:
             return 0
         for slot in due.tolist():
@@ -293,16 +292,10 @@ class Network:
             self._slot_flow[slot] = None
             flow.tx_end_s = now
             self._deliver(flow, flow.latency_s)
-        self._finish[due] = math.inf
+        self._finish[due] = self._due_at[due] = math.inf
         self._rate[due] = 0.0
-        self._slack[due] = 0.0
         self._free.extend(due.tolist())
-        gone = np.zeros(self._slots, dtype=bool)
-        gone[due] = True
-        leaving = gone[self._pf]
-        self._changed.append(self._pl[leaving])
-        keep = ~leaving
-        self._pf, self._pl = self._pf[keep], self._pl[keep]
+        self._changed.append(self._pairs.remove(due))
         return due.size
 
     def _start(self, flows: list[Flow]) -> None:
@@ -314,7 +307,7 @@ class Network:
         hashes = [flow_hash(self.seed, s, d, f.tag) for s, d, f in zip(src, dst, flows)]
         paths = self.router.paths(src, dst, hashes)
         latency = self.links.latency_s
-        new_pf, new_pl = [], []
+        slots, routed = [], []
         for flow, path in zip(flows, paths):
             flow.links = path
             flow.latency_s = float(latency[path].sum())
@@ -329,30 +322,10 @@ class Network:
             self._rem[slot] = self._size[slot] = flow.nbytes
             self._rate[slot] = 0.0
             self._since[slot] = now
-            new_pf.append(np.full(flow.links.size, slot, dtype=np.int64))
-            new_pl.append(flow.links)
-        if new_pf:
-            added = np.concatenate(new_pl)
-            self._pf = np.concatenate([self._pf] + new_pf)
-            self._pl = np.concatenate([self._pl, added])
-            self._changed.append(added)
-
-    def _component(self, changed: np.ndarray) -> np.ndarray:
-        """Slots of the flows connected to links ``changed`` through shared links (all flows if the
-        search grows large)."""
-        pf, pl = self._pf, self._pl
-        link_mark = np.zeros(len(self._link_rate), dtype=bool)
-        link_mark[changed] = True
-        flow_mark = np.zeros(self._slots, dtype=bool)
-        for _ in range(_COMPONENT_ROUNDS):
-            reached = link_mark[pl] & ~flow_mark[pf]
-            if not reached.any():
-                return np.nonzero(flow_mark)[0]
-            flow_mark[pf[reached]] = True
-            if 2 * np.count_nonzero(flow_mark) > pf.size:  # most flows: stop searching
-                break
-            link_mark[pl[flow_mark[pf]]] = True
-        return np.unique(pf)
+            slots.append(slot)
+            routed.append(path)
+        if slots:
+            self._changed.append(self._pairs.add(np.array(slots, dtype=np.int64), routed))
 
     def _on_update(self, _event: simpy.Event) -> None:
         self._update = None
@@ -366,16 +339,16 @@ class Network:
         changed = np.unique(np.concatenate(self._changed))
         self._changed = []
         now = self.env.now
-        slots = self._component(changed)
+        slots = self._pairs.component(changed)
         links = changed
         if slots.size:
             self.recomputations += 1
             self.rates_computed += slots.size
-            local = np.full(self._slots, -1, dtype=np.int64)
-            local[slots] = np.arange(slots.size)
-            inside = local[self._pf] >= 0
-            pair_flow = local[self._pf[inside]]
-            used, pair_link = np.unique(self._pl[inside], return_inverse=True)
+            pair_flow, pair_links = self._pairs.pairs_of(slots)
+            present = np.zeros(len(self._link_rate), dtype=bool)
+            present[pair_links] = True
+            used = np.flatnonzero(present)  # the component's links, and each pair's index in them
+            pair_link = (np.cumsum(present) - 1)[pair_links]
             rates = maxmin_rates(pair_flow, pair_link, self.links.bandwidth_Bps[used], slots.size)
             differs = rates != self._rate[slots]  # an unchanged rate keeps its finish time
             moved, new = slots[differs], rates[differs]
@@ -384,7 +357,8 @@ class Network:
             self._since[moved] = now
             self._rate[moved] = new
             self._finish[moved] = now + self._rem[moved] / new
-            self._slack[moved] = EPS_REL * self._size[moved] / new
+            # finished once the bytes left are within EPS_REL of the size
+            self._due_at[moved] = self._finish[moved] - EPS_REL * self._size[moved] / new
             load = np.bincount(pair_link, weights=rates[pair_flow], minlength=used.size)
             links = np.union1d(changed, used)
             new_rate = np.zeros(links.size)
