@@ -109,16 +109,40 @@ _COST_MODELS = {
     "roofline-sum": lambda: RooflineCostModel(combine="sum"),
 }
 
+# Parameterised names "KIND:ARGUMENT" -> "module:factory", the factory called with ARGUMENT (a
+# path). Imported on use: those modules build on this one.
+_PARAMETERISED_COST_MODELS = {
+    "learned": "simulator.costmodels.learned_cost:load_learned_cost_model",
+    "profiled": "simulator.costmodels.profiled:load_profiled_cost_model",
+}
+#: The parameterised forms, as help texts and error messages show them.
+PARAMETERISED_COST_MODELS = ("learned:MODEL.json", "profiled:PROFILE.csv")
+
 
 def get_cost_model(name: str) -> CostModel:
-    """A cost model by registry name."""
-    try:
+    """A cost model by registry name.
+
+    Plain names (:func:`cost_models`) or a parameterised ``learned:MODEL.json`` (a model file
+    written by ``paleosim costmodel fit``) or ``profiled:PROFILE.csv`` (measured layer times);
+    see ``docs/COST_MODELS.md``. Unknown names raise :class:`UnknownNameError` listing both.
+    """
+    import importlib
+
+    if name in _COST_MODELS:
         return _COST_MODELS[name]()
-    except KeyError:
-        raise UnknownNameError("cost model", name, list(_COST_MODELS)) from None
+    kind, sep, argument = str(name).partition(":")
+    if sep and kind in _PARAMETERISED_COST_MODELS:
+        if not argument:
+            raise SpecError(f"cost model {kind!r} needs a file: {kind}:PATH",
+                            field="cost_model", value=name)
+        module_name, factory = _PARAMETERISED_COST_MODELS[kind].split(":")
+        return getattr(importlib.import_module(module_name), factory)(argument)
+    raise UnknownNameError("cost model", name,
+                           list(_COST_MODELS) + list(PARAMETERISED_COST_MODELS))
 
 
 def cost_models() -> tuple[str, ...]:
+    """Plain registry names; :data:`PARAMETERISED_COST_MODELS` lists the forms with a file."""
     return tuple(sorted(_COST_MODELS))
 
 

@@ -31,9 +31,12 @@ def register(sub) -> None:
     p.add_argument("--dtype", default="fp32", choices=sorted(DTYPE_BYTES),
                    help="training dtype: bytes per element and the peak used for conv/matmul "
                         "(default fp32)")
-    p.add_argument("--cost-model", default="roofline", choices=cost_models(),
-                   help="roofline: max(compute, memory) per layer phase; roofline-sum: their sum "
-                        "(Paleo's rule)")
+    p.add_argument("--cost-model", default="roofline", metavar="MODEL",
+                   help="roofline (default): max(compute, memory) per layer phase; "
+                        "roofline-sum: their sum (Paleo's rule); learned:MODEL.json: a model "
+                        "fitted by `paleosim costmodel fit`; profiled:PROFILE.csv: measured "
+                        "layer times (see docs/COST_MODELS.md). Valid plain names: "
+                        + ", ".join(cost_models()))
     add_format_option(p)
     p.set_defaults(func=run)
 
