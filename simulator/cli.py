@@ -18,6 +18,8 @@ from simulator.errors import PaleosimError, SpecError, InfeasibleError
 COMMAND_MODULES = (
     "simulator.commands.nets",
     "simulator.commands.summary",
+    "simulator.commands.costmodel",
+    "simulator.commands.energy",
     "simulator.commands.convert",
     "simulator.commands.simulate",
     "simulator.commands.generate",
