@@ -1,7 +1,7 @@
 """Benchmark the flow-level network: ring-neighbour and all-to-all steps on DGX A100 fat-trees.
 
-Clusters of 8-GPU DGX A100 servers (NVSwitch inside, 8 HDR NICs each) on the smallest k-ary fat-tree
-whose host ports hold all NICs, from 128 to 1,024 GPUs. Patterns, all flows submitted at one instant
+Clusters of 8-GPU DGX A100 servers (NVSwitch inside, 8 HDR NICs each) on a k=16 fat-tree (1,024
+host ports; smaller clusters fill its first ports), from 128 to 1,024 GPUs. Patterns, all flows submitted at one instant
 (one step of a collective as the engine would issue it):
 
 - ``ring``: GPU r sends 64 MB to GPU r+1 (mod N): N flows.
@@ -15,6 +15,7 @@ Each pattern runs twice on one Network: ``cold`` includes computing routes for n
 Reported: wall seconds of the step, rate recomputations, flow rates computed, flows per second.
 
 Usage: python3 experiments/bench_network.py [--gpus 128 256 512 1024] [--patterns ring a2a]
+       [--k 16|fit] [--out table.csv]
 """
 from __future__ import annotations
 
@@ -31,11 +32,13 @@ from simulator.network import Network
 GROUP = 32
 
 
-def cluster(gpus: int):
+def cluster(gpus: int, k: int | None = 16):
+    """``gpus / 8`` DGX A100 servers on a k-ary fat-tree (``k=None``: the smallest that fits)."""
     servers = gpus // 8
-    k = 2
-    while k ** 3 // 4 < 8 * servers:
-        k += 2
+    if k is None:
+        k = 2
+        while k ** 3 // 4 < 8 * servers:
+            k += 2
     return topologies.get(f"fat_tree(k={k}, server='dgx_a100', servers={servers})"), k
 
 
@@ -70,12 +73,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gpus", type=int, nargs="+", default=[128, 256, 512, 1024])
     parser.add_argument("--patterns", nargs="+", default=["ring", "a2a"])
+    parser.add_argument("--k", default="16",
+                        help="fat-tree radix, or 'fit' for the smallest that holds the NICs "
+                             "(default: 16, the 1,024-GPU fabric, partly filled below 1,024)")
     parser.add_argument("--out", help="also write the table as CSV here")
     args = parser.parse_args()
     rows = []
     for gpus in args.gpus:
         t0 = time.perf_counter()
-        graph, k = cluster(gpus)
+        graph, k = cluster(gpus, None if args.k == "fit" else int(args.k))
         build_s = time.perf_counter() - t0
         ranks = topologies.gpus(graph)
         for name in args.patterns:

@@ -115,6 +115,19 @@ def test_local_updates_match_recomputing_everything(case):
     assert full.rates_computed >= local.rates_computed
 
 
+@SETTINGS
+@given(scenarios())
+def test_index_rebuilds_and_compactions_change_nothing(case):
+    graph, flows, seed = case
+    reference = end_times(simulate(graph, flows, seed))
+    saved = incidence_module._REINDEX_TAIL, incidence_module._COMPACT_DEAD
+    incidence_module._REINDEX_TAIL = incidence_module._COMPACT_DEAD = 0  # at every chance
+    try:
+        assert end_times(simulate(graph, flows, seed)) == reference
+    finally:
+        incidence_module._REINDEX_TAIL, incidence_module._COMPACT_DEAD = saved
+
+
 @st.composite
 def incidences(draw):
     n_links = draw(st.integers(1, 8))

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 _MAX_ROUNDS = 64  # breadth-first rounds before a search gives up and returns every flow
+_REINDEX_TAIL = 1024  # unindexed pairs tolerated (or a quarter of the live ones, if more)
+_COMPACT_DEAD = 4096  # dead pairs tolerated (or half of the store, if more)
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -77,7 +79,7 @@ class Incidence:
         self.alive[pairs] = False
         self.length[slots] = 0
         self.dead += pairs.size
-        if self.dead > 4096 and 2 * self.dead > self.size:
+        if self.dead > _COMPACT_DEAD and 2 * self.dead > self.size:
             self._compact()
         return links
 
@@ -99,7 +101,7 @@ class Incidence:
         ``_MAX_ROUNDS`` rounds (long chains of flows) it returns every active flow instead, which is
         always a correct superset for a rate update.
         """
-        if self.size - self._indexed > max(1024, (self.size - self.dead) // 4):
+        if self.size - self._indexed > max(_REINDEX_TAIL, (self.size - self.dead) // 4):
             self._reindex()
         tail = np.arange(self._indexed, self.size)
         tail = tail[self.alive[tail]]

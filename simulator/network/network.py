@@ -19,7 +19,8 @@ Events and their order (pinned by tests):
   finished at one instant, including those started by processes that resumed at that instant,
   cost one rate recomputation.
 - An update recomputes only the flows connected (through shared links) to the links whose flows
-  changed; rates elsewhere are untouched. When that set is large it recomputes everything.
+  changed (:mod:`simulator.network.incidence`); rates elsewhere are untouched, and a flow whose
+  rate comes out unchanged keeps its finish time bit for bit.
 - Finish times are ``t + remaining / rate``, recomputed from remaining bytes at every rate change,
   so no error accumulates; a flow whose remaining bytes fall within ``EPS_REL`` of its size
   counts as finished.
