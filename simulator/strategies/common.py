@@ -55,13 +55,16 @@ class CostCache:
         hit = self._costs.get(key)
         if hit is None:
             g = self.graph(batch)
-            dtype, m = self.workload.dtype, self.model
-            f = tuple(m.phase_time_s(l, "forward", device, dtype=dtype) for l in g.layers)
-            bd = tuple(m.phase_time_s(l, "backward_data", device, dtype=dtype) for l in g.layers)
-            bf = tuple(m.phase_time_s(l, "backward_filter", device, dtype=dtype)
-                       for l in g.layers)
-            up = m.update_time_s(g.total_params, device, dtype=dtype,
-                                 optimizer=self.workload.optimizer)
+            dtype, m, opt = self.workload.dtype, self.model, self.workload.optimizer
+            if hasattr(m, "graph_costs"):  # models that price a whole net at once (Paleo)
+                f, bd, bf, up = m.graph_costs(g, device, dtype=dtype, optimizer=opt)
+            else:
+                f = tuple(m.phase_time_s(l, "forward", device, dtype=dtype) for l in g.layers)
+                bd = tuple(m.phase_time_s(l, "backward_data", device, dtype=dtype)
+                           for l in g.layers)
+                bf = tuple(m.phase_time_s(l, "backward_filter", device, dtype=dtype)
+                           for l in g.layers)
+                up = m.update_time_s(g.total_params, device, dtype=dtype, optimizer=opt)
             hit = self._costs[key] = LayerCosts(g, f, bd, bf, up)
         return hit
 
