@@ -1,7 +1,8 @@
 """A resolved system: the topology graph, the nodes ranks run on, and each node's device.
 
 Ranks are mapped onto GPUs in the topology's rank order (server-major), so rank r of a data-parallel
-job sits on the r-th GPU; parameter-server hosts take the topology's CPU hosts in order.
+job sits on the r-th GPU; dedicated parameter-server shards take the topology's CPU hosts (CPUs
+without GPUs, ``cpu_hosts=`` in the builders) in order.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ class Cluster:
 
     @cached_property
     def cpu_nodes(self) -> list[Hashable]:
-        return list(topologies.cpus(self.graph))
+        return list(topologies.cpu_hosts(self.graph))
 
     def device_of(self, node: Hashable) -> Device:
         attrs = self.graph.nodes[node]
