@@ -114,9 +114,11 @@ _COST_MODELS = {
 _PARAMETERISED_COST_MODELS = {
     "learned": "simulator.costmodels.learned_cost:load_learned_cost_model",
     "profiled": "simulator.costmodels.profiled:load_profiled_cost_model",
+    "paleo": "simulator.paleo.costmodel:paleo_cost_model",
 }
 #: The parameterised forms, as help texts and error messages show them.
-PARAMETERISED_COST_MODELS = ("learned:MODEL.json", "profiled:PROFILE.csv")
+PARAMETERISED_COST_MODELS = ("learned:MODEL.json", "profiled:PROFILE.csv",
+                             "paleo:PPP_COMP_OR_SOFTWARE[,MEMORY_TERM]")
 
 
 def get_cost_model(name: str) -> CostModel:

@@ -65,3 +65,15 @@ class PaleoCostModel:
 
     def update_time_s(self, params, device, *, dtype="fp32", optimizer="sgd"):
         return update_time(params, self.paleo_device(device)).time_ms(False) * MS
+
+
+def paleo_cost_model(argument: str) -> PaleoCostModel:
+    """``paleo:0.21`` (a PPP for computation), ``paleo:caffe`` (a software stack's PPP), with an
+    optional memory term: ``paleo:tensorflow,2017``."""
+    from simulator.paleo.software import software_ppp
+    ppp_text, _, term = argument.partition(",")
+    try:
+        ppp_comp = float(ppp_text)
+    except ValueError:
+        ppp_comp = software_ppp(ppp_text).comp
+    return PaleoCostModel(ppp_comp=ppp_comp, memory_term=term or "dec2016")
