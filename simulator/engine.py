@@ -148,10 +148,11 @@ class Engine:
         i, n = 0, len(op_ids)
         while i < n:
             op = ops[op_ids[i]]
-            wait = self._wait_deps(op)
-            if wait is not None:
-                self.events += 1
-                yield wait
+            if op.kind != "collective":  # a collective waits for its dependencies once, itself
+                wait = self._wait_deps(op)
+                if wait is not None:
+                    self.events += 1
+                    yield wait
             if op.kind in ("compute", "delay"):
                 t = env.now
                 j = i
@@ -210,7 +211,7 @@ class Engine:
             done = self._coll_done[op.id] = self.env.event()
         arrived = self._arrivals.get(op.id, 0) + 1
         self._arrivals[op.id] = arrived
-        if arrived == len(op.group):
+        if arrived == len(op.group):  # the last member in: wait for the dependencies, then run
             self.env.process(self._run_collective(op, done))
         self.events += 1
         yield done
@@ -237,6 +238,10 @@ class Engine:
 
     def _run_collective(self, op: Op, done: simpy.Event):
         env = self.env
+        wait = self._wait_deps(op)
+        if wait is not None:
+            self.events += 1
+            yield wait
         self._coll_start[op.id] = env.now
         nodes = [self.rank_nodes[r] for r in op.group]
         for phase in self._phases(op):

@@ -3,7 +3,7 @@ backward passes as compute operations."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from simulator.catalog import Device
 from simulator.costmodel import DTYPE_BYTES, CostModel, get_cost_model
@@ -12,7 +12,7 @@ from simulator.taskgraph import TaskGraph
 from workloads import LayerGraph, load_net
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LayerCosts:
     """Seconds per layer and phase for one net at one batch on one device, and the optimizer
     step of all its parameters."""
@@ -26,6 +26,14 @@ class LayerCosts:
     @property
     def compute_s(self) -> float:
         return sum(self.forward_s) + sum(self.backward_data_s) + sum(self.backward_filter_s)
+
+    @cached_property
+    def forward_template(self):
+        return forward_template(self)
+
+    @cached_property
+    def backward_template(self):
+        return backward_template(self)
 
 
 def split_batch(total: int, parts: int) -> list[int]:
@@ -74,25 +82,20 @@ class CostCache:
         return [layer.params * size for layer in self.graph(batch).layers]
 
 
-def emit_forward(tg: TaskGraph, rank: int, costs: LayerCosts, *, iteration: int,
-                 microbatch: int = 0, deps=()) -> list[int]:
-    """Forward compute ops in topological order; the first waits for ``deps``."""
-    ids = []
-    for layer, t in zip(costs.graph.layers, costs.forward_s):
-        if t > 0 or not ids:
-            ids.append(tg.compute(rank, t, deps=deps if not ids else (), name=layer.name,
-                                  phase="forward", iteration=iteration, microbatch=microbatch,
-                                  flops=layer.work["forward"].flops))
-    return ids
+def forward_template(costs: LayerCosts) -> list[tuple[float, str, str, float]]:
+    """``(seconds, layer, phase, flops)`` of a forward pass in topological order; layers that
+    cost nothing are left out, but the pass keeps at least one op."""
+    out = [(t, layer.name, "forward", layer.work["forward"].flops)
+           for layer, t in zip(costs.graph.layers, costs.forward_s) if t > 0]
+    return out or [(0.0, costs.graph.layers[0].name, "forward", 0.0)]
 
 
-def emit_backward(tg: TaskGraph, rank: int, costs: LayerCosts, *, iteration: int,
-                  microbatch: int = 0) -> tuple[list[int], dict[int, int]]:
-    """Backward ops in reverse topological order: backward-data then backward-filter per layer.
-
-    Returns all op ids and, per layer index, the op after which that layer's gradient is ready.
-    """
-    ids: list[int] = []
+def backward_template(costs: LayerCosts) -> tuple[list[tuple[float, str, str, float]],
+                                                  dict[int, int]]:
+    """The backward pass in reverse topological order (backward-data then backward-filter of
+    each layer), and per layer index with parameters the position in it after which that
+    layer's gradient is ready."""
+    out: list[tuple[float, str, str, float]] = []
     ready: dict[int, int] = {}
     layers = costs.graph.layers
     for i in range(len(layers) - 1, -1, -1):
@@ -100,18 +103,31 @@ def emit_backward(tg: TaskGraph, rank: int, costs: LayerCosts, *, iteration: int
         for phase, t in (("backward_data", costs.backward_data_s[i]),
                          ("backward_filter", costs.backward_filter_s[i])):
             if t > 0:
-                ids.append(tg.compute(rank, t, name=layer.name, phase=phase,
-                                      iteration=iteration, microbatch=microbatch,
-                                      flops=layer.work[phase].flops))
-        if layer.params and ids:
-            ready[i] = ids[-1]
-    if not ids:
-        ids.append(tg.compute(rank, 0.0, name="backward", phase="backward_data",
-                              iteration=iteration, microbatch=microbatch))
+                out.append((t, layer.name, phase, layer.work[phase].flops))
+        if layer.params and out:
+            ready[i] = len(out) - 1
+    if not out:
+        out.append((0.0, "backward", "backward_data", 0.0))
     for i, layer in enumerate(layers):
         if layer.params and i not in ready:
-            ready[i] = ids[-1]
-    return ids, ready
+            ready[i] = len(out) - 1
+    return out, ready
+
+
+def emit_forward(tg: TaskGraph, rank: int, costs: LayerCosts, *, iteration: int,
+                 microbatch: int = 0, deps=()) -> list[int]:
+    """Forward compute ops in topological order; the first waits for ``deps``."""
+    return list(tg.compute_sequence(rank, costs.forward_template, iteration=iteration,
+                                    microbatch=microbatch, deps=deps))
+
+
+def emit_backward(tg: TaskGraph, rank: int, costs: LayerCosts, *, iteration: int,
+                  microbatch: int = 0) -> tuple[list[int], dict[int, int]]:
+    """Backward ops; returns their ids and, per layer with parameters, the op after which its
+    gradient is ready."""
+    template, ready = costs.backward_template
+    ids = tg.compute_sequence(rank, template, iteration=iteration, microbatch=microbatch)
+    return list(ids), {i: ids[pos] for i, pos in ready.items()}
 
 
 def buckets(grad_bytes: list[int], bucket_bytes: float) -> list[list[int]]:
