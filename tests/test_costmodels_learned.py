@@ -80,6 +80,11 @@ def test_read_timings_rejects_files_it_cannot_read(tmp_path):
         read_timings(bad)
     with pytest.raises(SpecError, match="no such file"):
         read_timings(tmp_path / "missing.csv")
+    unknown = tmp_path / "u.csv"
+    unknown.write_text("gpu_model,batchsize,dim_input,dim_output,activation_fct,optimizer,"
+                       "timeUsed_median\nTitanV,1,2,3,0,0,0.5\n")
+    with pytest.raises(UnknownNameError, match="u.csv: gpu_model: unknown GPU .*'TitanV'"):
+        read_timings(unknown)
 
 
 def test_conv_macs_follow_the_readme_formula():

@@ -154,7 +154,11 @@ def read_timings(path: str | Path) -> tuple[str, pd.DataFrame]:
                         value=float(times[times <= 0].iloc[0]))
     out["time_s"] = times * 1e-3
     for gpu_name in out["gpu"].unique():
-        triple = gpu_features(gpu_name)
+        try:
+            triple = gpu_features(gpu_name)
+        except UnknownNameError as exc:
+            raise UnknownNameError(exc.kind, exc.name, exc.valid, source=source,
+                                   field="gpu_model") from None
         rows = out["gpu"] == gpu_name
         for col, value in zip(GPU_COLUMNS, triple.as_tuple()):
             out.loc[rows, col] = value

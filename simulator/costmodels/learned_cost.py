@@ -52,6 +52,9 @@ class LearnedCostModel:
     name: str = "learned"
     backward_optimizer: str = "sgd"
     fallback: RooflineCostModel = field(default_factory=RooflineCostModel)
+    # (kind, raw features, GPU triple) -> (forward s, step s): each layer shape is predicted once
+    # per model instance (the three phases and repeated layers reuse it).
+    _memo: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.backward_optimizer not in BACKWARD_OPTIMIZERS:
@@ -94,12 +97,16 @@ class LearnedCostModel:
         """(forward seconds, training-step seconds at ``backward_optimizer``)."""
         raw = layer_raw_features(layer, kind)
         gpu = gpu_features(device.name).as_tuple()
+        key = (kind, tuple(raw.items()), gpu)
+        if key in self._memo:
+            return self._memo[key]
         rows = []
         for optimizer in ("none", self.backward_optimizer):
             rows.append({**raw, "optimizer": float(OPTIMIZER_CODES[optimizer]),
                          **dict(zip(GPU_COLUMNS, gpu))})
         forward_s, step_s = self.model.predict_s(kind, pd.DataFrame(rows))
-        return float(forward_s), float(step_s)
+        self._memo[key] = (float(forward_s), float(step_s))
+        return self._memo[key]
 
     def _dtype_ratio(self, layer, phase: str, device, dtype: str) -> float:
         warnings.warn(f"learned cost model: trained on fp32 only; {layer.name} at {dtype} is "
