@@ -102,10 +102,12 @@ def test_packaged_constants_equal_those_derived_from_the_tables(model):
 
 
 @needs_fodlam
-def test_our_vgg16_at_batch_1_matches_the_scaled_config(model):
-    graph = load_net("vgg16", batch=1)
+@pytest.mark.parametrize("net, config", [("vgg16", "vgg16-scale"), ("alexnet", "alexnet-scale")])
+def test_our_nets_at_batch_1_match_the_scaled_configs(model, net, config):
+    # nets/vgg16.json and nets/alexnet.json (BVLC, grouped) have FODLAM's per-layer MACs.
+    graph = load_net(net, batch=1)
     ours = totals(AcceleratorCostModel.packaged().graph_costs(graph))
-    path = FODLAM / "config" / "vgg16-scale.json"
+    path = FODLAM / "config" / f"{config}.json"
     theirs = totals(model.run_config(json.loads(path.read_text())))
     for key in theirs:
         assert ours[key] == pytest.approx(theirs[key], rel=1e-9), key

@@ -76,6 +76,9 @@ def _node_option(parser) -> None:
 def run_fodlam(args) -> int:
     path = Path(args.config)
     data = Path(args.data) if args.data else path.resolve().parent.parent
+    if not args.data and not ((data / "data").is_dir() and (data / "nets").is_dir()):
+        raise SpecError("no FODLAM data folder (data/, nets/) above the config; pass --data DIR",
+                        source=str(path))
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
