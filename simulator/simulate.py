@@ -36,6 +36,7 @@ class SimResult:
     rank_nodes: list = field(repr=False, default_factory=list)
     cluster: Cluster | None = field(repr=False, default=None)
     taskgraph: Any = field(repr=False, default=None)
+    tables: dict[str, pd.DataFrame] = field(repr=False, default_factory=dict)
 
 
 def simulate(workload: WorkloadSpec, system: SystemSpec, strategy, *, seed: int = 0,
@@ -58,11 +59,17 @@ def simulate(workload: WorkloadSpec, system: SystemSpec, strategy, *, seed: int 
     metrics = _metrics(iterations, ops, devices, flows, compiled, strategy, workers)
     metrics["simulated_s"] = float(run.end_s)
     metrics["engine_events"] = run.events
+    tables = {}
+    if compiled.extra.get("mode") == "async":
+        from simulator.strategies.parameter_server import staleness_table
+        tables["staleness"] = stale = staleness_table(ops, compiled.extra["shard_ranks"])
+        metrics["mean_staleness"] = float(stale["staleness"].mean())
+        metrics["max_staleness"] = int(stale["staleness"].max())
     return SimResult(workload=workload, system=system, strategy=strategy, metrics=metrics,
                      ops=ops, iterations=iterations, devices=devices,
                      links=network.links_table(), flows=flows,
                      utilisation=network.utilisation_table(), rank_nodes=compiled.rank_nodes,
-                     cluster=cluster, taskgraph=compiled.taskgraph)
+                     cluster=cluster, taskgraph=compiled.taskgraph, tables=tables)
 
 
 def _total_nodes_hint(strategy) -> int:

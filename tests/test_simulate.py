@@ -10,6 +10,7 @@ import topologies
 from simulator.simulate import scaling_table, simulate
 from simulator.specs import DataParallelSpec, ParameterServerSpec, SystemSpec, WorkloadSpec
 from simulator.errors import SpecError
+from simulator.strategies.common import CostCache, buckets
 
 ALEXNET = WorkloadSpec(net="alexnet_owt", batch=32)  # 50M parameters: communication-heavy
 
@@ -115,3 +116,33 @@ def test_too_many_workers_for_the_topology_is_a_clear_error():
     system = SystemSpec(topology="server(server='dgx1_v100')")
     with pytest.raises(SpecError, match=r"strategy.workers: the topology has 8 GPUs, 9 asked"):
         simulate(ALEXNET, system, DataParallelSpec(workers=9))
+
+
+def test_async_parameter_server_records_staleness():
+    system = SystemSpec(topology="single_switch(servers={servers}, server='titan_node', "
+                                 "cpu_hosts=2)", gpus_per_server=1)
+    alone = simulate(ALEXNET, system, ParameterServerSpec(workers=1, shards=2, mode="async",
+                                                          iterations=3))
+    assert (alone.tables["staleness"]["staleness"] == 0).all()
+    crowd = simulate(ALEXNET, system, ParameterServerSpec(workers=4, shards=2, mode="async",
+                                                          jitter_cv=0.3, iterations=4), seed=2)
+    table = crowd.tables["staleness"]
+    assert len(table) == 4 * 2 * 4  # workers x shards x iterations
+    assert (table["staleness"] >= 0).all() and table["staleness"].max() >= 1
+    for _, shard in table.groupby("shard"):
+        assert list(shard["applied_to_version"]) == list(range(len(shard)))
+    assert crowd.metrics["max_staleness"] == table["staleness"].max()
+
+
+def test_gradient_accumulation_runs_microbatches_and_reduces_once():
+    system = SystemSpec(topology="server(server='dgx1_v100')")
+    result = simulate(WorkloadSpec(net="resnet50", batch=32), system,
+                      DataParallelSpec(workers=2, accumulation=4, iterations=1))
+    ops = result.ops
+    assert sorted(ops[ops["kind"] == "compute"]["microbatch"].unique()) == [0, 1, 2, 3]
+    collectives = ops[ops["kind"] == "collective"]
+    grads = CostCache(result.workload, "roofline").grad_bytes()
+    assert collectives["op"].nunique() == len(buckets(grads, 25e6))  # once, not per microbatch
+    first_reduce = collectives["start_s"].min()
+    last_mb = ops[(ops["microbatch"] == 3) & (ops["phase"] == "forward")]
+    assert first_reduce >= last_mb["start_s"].min()

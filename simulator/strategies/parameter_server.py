@@ -13,6 +13,9 @@ co-located shard sharing its server's NIC with a worker, emerges from contention
 """
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
+
 from simulator.cluster import Cluster
 from simulator.specs import ParameterServerSpec, WorkloadSpec
 from simulator.strategies.common import CostCache, emit_backward, emit_forward, split_batch
@@ -86,3 +89,26 @@ def compile_parameter_server(workload: WorkloadSpec, cluster: Cluster,
                     global_batch=global_batch, iteration_ops=ends,
                     worker_ranks=tuple(range(n)),
                     extra={"shard_ranks": tuple(shard_ranks), "mode": strategy.mode})
+
+
+def staleness_table(ops: pd.DataFrame, shard_ranks: tuple[int, ...]) -> pd.DataFrame:
+    """For asynchronous training: per applied gradient (shard, worker, iteration), the version of
+    the shard's parameters it was applied to, the version the worker had read, and their
+    difference, the staleness (the number of other updates applied in between)."""
+    updates = ops[(ops["phase"] == "update") & ops["rank"].isin(shard_ranks)]
+    pulls = ops[(ops["phase"] == "pull") & ops["rank"].isin(shard_ranks)]
+    rows = []
+    for shard in shard_ranks:
+        mine = updates[updates["rank"] == shard].sort_values(["start_s", "op"], kind="stable")
+        ends = np.sort(mine["end_s"].to_numpy())
+        pull_start = {(int(p.peer), int(p.iteration)): float(p.start_s)
+                      for p in pulls[pulls["rank"] == shard].itertuples(index=False)}
+        for version, u in enumerate(mine.itertuples(index=False)):
+            worker, it = int(u.microbatch), int(u.iteration)
+            read = 0 if it == 0 else int(np.searchsorted(ends, pull_start[(worker, it - 1)],
+                                                         side="right"))
+            rows.append({"shard": shard, "worker": worker, "iteration": it,
+                         "applied_to_version": version, "read_version": read,
+                         "staleness": version - read})
+    return pd.DataFrame(rows, columns=["shard", "worker", "iteration", "applied_to_version",
+                                       "read_version", "staleness"])
