@@ -57,6 +57,11 @@ def simulate(workload: WorkloadSpec, system: SystemSpec, strategy, *, seed: int 
     devices = _device_table(ops, compiled, cluster)
     flows = network.flows_table()
     metrics = _metrics(iterations, ops, devices, flows, compiled, strategy, workers)
+    links = network.links_table()
+    if len(links) and links["bytes"].sum() > 0:
+        busiest = links.loc[links["utilisation"].idxmax()]
+        metrics["max_link_utilisation"] = float(busiest["utilisation"])
+        metrics["busiest_link"] = f"{busiest['src']} -> {busiest['dst']}"
     metrics["simulated_s"] = float(run.end_s)
     metrics["engine_events"] = run.events
     tables = {}
@@ -67,7 +72,7 @@ def simulate(workload: WorkloadSpec, system: SystemSpec, strategy, *, seed: int 
         metrics["max_staleness"] = int(stale["staleness"].max())
     return SimResult(workload=workload, system=system, strategy=strategy, metrics=metrics,
                      ops=ops, iterations=iterations, devices=devices,
-                     links=network.links_table(), flows=flows,
+                     links=links, flows=flows,
                      utilisation=network.utilisation_table(), rank_nodes=compiled.rank_nodes,
                      cluster=cluster, taskgraph=compiled.taskgraph, tables=tables)
 
@@ -124,6 +129,16 @@ def _metrics(iterations, ops, devices, flows, compiled, strategy, workers) -> di
         "bytes_per_iteration": moved,
         "iterations": n_it,
     }
+
+
+RESULT_TABLES = ("ops", "iterations", "devices", "links", "flows")
+
+
+def result_tables(result: SimResult) -> dict[str, pd.DataFrame]:
+    """The tidy tables of a result by name, strategy-specific ones included."""
+    out = {name: getattr(result, name) for name in RESULT_TABLES}
+    out.update(result.tables)
+    return out
 
 
 def scaling_table(workload: WorkloadSpec, system: SystemSpec, strategy, workers: list[int], *,

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from simulator.commands._output import add_format_option, render, write_atomic
 from simulator.config import load_config
 from simulator.errors import SpecError
-from simulator.simulate import scaling_table
+from simulator.simulate import result_tables, scaling_table
 from simulator.specs import with_workers
 from simulator.trace import chrome_trace
 
@@ -38,6 +39,10 @@ def register(sub) -> None:
     p.add_argument("--trace", metavar="PATH", default=None,
                    help="write a Chrome trace (chrome://tracing, Perfetto) of the largest worker "
                         "count; '{workers}' in PATH writes one trace per worker count")
+    p.add_argument("--tables", metavar="DIR", default=None,
+                   help="write the largest run's tables as CSV into DIR: ops (timeline), "
+                        "iterations, devices, links (bytes and utilisation per directed link), "
+                        "flows, and strategy-specific ones (staleness)")
     p.add_argument("--seed", type=int, default=0, help="seed for ECMP hashing and jitter")
     add_format_option(p)
     p.set_defaults(func=run)
@@ -56,6 +61,9 @@ def run(args) -> int:
             traces[args.trace.format(workers=n)] = chrome_trace(results[n])
     for path, trace in traces.items():
         write_atomic(path, json.dumps(trace))
+    if args.tables:
+        for name, frame in result_tables(results[max(workers)]).items():
+            write_atomic(Path(args.tables) / f"{name}.csv", frame.to_csv(index=False))
     if args.format == "table":
         print(f"# {config.source}: {config.workload.net}, batch {config.workload.batch} "
               f"({config.strategy.scaling}), {config.strategy.kind}, {config.system.topology}")
