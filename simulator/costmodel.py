@@ -135,7 +135,8 @@ def get_cost_model(name: str) -> CostModel:
     kind, sep, argument = str(name).partition(":")
     if sep and kind in _PARAMETERISED_COST_MODELS:
         if not argument:
-            raise SpecError(f"cost model {kind!r} needs a file: {kind}:PATH",
+            raise SpecError(f"cost model {kind!r} needs an argument: "
+                            f"{[f for f in PARAMETERISED_COST_MODELS if f.startswith(kind)][0]}",
                             field="cost_model", value=name)
         module_name, factory = _PARAMETERISED_COST_MODELS[kind].split(":")
         return getattr(importlib.import_module(module_name), factory)(argument)

@@ -151,15 +151,16 @@ class ParameterServerSpec:
         return self.workers + self.backup_workers
 
 
-STRATEGY_SPECS = {"data_parallel": DataParallelSpec, "parameter_server": ParameterServerSpec}
-
-
 def strategy_from_dict(data: Mapping[str, Any], *, source: str | None = None):
-    """A strategy spec from its config section (``kind`` picks the class)."""
+    """A strategy spec from its config section (``kind`` picks the registered class)."""
+    from simulator.strategies.registry import spec_classes
+    if not isinstance(data, Mapping):
+        raise SpecError("must be a mapping", source=source, field="strategy", value=data)
     kind = data.get("kind", "data_parallel")
-    cls = STRATEGY_SPECS.get(kind)
+    classes = spec_classes()
+    cls = classes.get(kind)
     if cls is None:
-        raise UnknownNameError("strategy kind", str(kind), list(STRATEGY_SPECS), source=source,
+        raise UnknownNameError("strategy kind", str(kind), list(classes), source=source,
                                field="strategy.kind")
     return _from_dict(cls, data, "strategy", source)
 

@@ -305,7 +305,7 @@ def test_registry_builds_learned_models_from_a_path(fitted, tmp_path):
 
 
 def test_registry_errors_for_parameterised_names(tmp_path):
-    with pytest.raises(SpecError, match="needs a file"):
+    with pytest.raises(SpecError, match="needs an argument: (learned:MODEL.json|profiled:PROFILE.csv)"):
         get_cost_model("learned:")
     with pytest.raises(SpecError, match="no such file"):
         get_cost_model(f"learned:{tmp_path / 'none.json'}")

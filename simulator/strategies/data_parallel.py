@@ -12,7 +12,7 @@ from simulator.strategies.registry import Compiled, register
 from simulator.taskgraph import TaskGraph
 
 
-@register("data_parallel")
+@register("data_parallel", DataParallelSpec)
 def compile_data_parallel(workload: WorkloadSpec, cluster: Cluster, strategy: DataParallelSpec,
                           cache: CostCache) -> Compiled:
     w = strategy.workers

@@ -25,7 +25,7 @@ from simulator.taskgraph import TaskGraph
 PS_STREAM = "ps"
 
 
-@register("parameter_server")
+@register("parameter_server", ParameterServerSpec)
 def compile_parameter_server(workload: WorkloadSpec, cluster: Cluster,
                              strategy: ParameterServerSpec, cache: CostCache) -> Compiled:
     n = strategy.total_workers

@@ -22,11 +22,17 @@ class Compiled:
 
 
 _COMPILERS: dict[str, Callable[..., Compiled]] = {}
+_SPECS: dict[str, type] = {}
 
 
-def register(kind: str):
+def register(kind: str, spec: type | None = None):
+    """Register a compiler ``fn(workload, cluster, strategy, cost_cache) -> Compiled`` for
+    strategies of ``kind``, and the frozen dataclass that ``kind``'s config section loads into
+    (``spec``; the built-in ones live in :mod:`simulator.specs`)."""
     def deco(fn):
         _COMPILERS[kind] = fn
+        if spec is not None:
+            _SPECS[kind] = spec
         return fn
     return deco
 
@@ -40,5 +46,18 @@ def compiler(kind: str) -> Callable[..., Compiled]:
                                field="strategy.kind") from None
 
 
+def spec_classes() -> dict[str, type]:
+    """Strategy kind -> spec dataclass, for every registered strategy."""
+    _load()
+    return dict(_SPECS)
+
+
 def _load() -> None:
-    from simulator.strategies import data_parallel, parameter_server  # noqa: F401
+    """Import every module of this package once: each registers its strategies."""
+    import importlib
+    import pkgutil
+
+    import simulator.strategies as package
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.name.startswith("_") and info.name not in ("common", "registry"):
+            importlib.import_module(f"{package.__name__}.{info.name}")
