@@ -55,8 +55,12 @@ def simulate(workload: WorkloadSpec, system: SystemSpec, strategy, *, seed: int 
     iterations = _iteration_table(ops, compiled)
     workers = compiled.worker_ranks or tuple(range(compiled.taskgraph.ranks))
     devices = _device_table(ops, compiled, cluster)
+    ops = _with_op_energy(ops, devices)
     flows = network.flows_table()
     metrics = _metrics(iterations, ops, devices, flows, compiled, strategy, workers)
+    metrics.update(_energy_metrics(ops, devices, metrics["iteration_s"],
+                                   int(iterations["iteration"].iloc[-1]),
+                                   compiled.global_batch))
     links = network.links_table()
     if len(links) and links["bytes"].sum() > 0:
         busiest = links.loc[links["utilisation"].idxmax()]
@@ -94,16 +98,45 @@ def _iteration_table(ops: pd.DataFrame, compiled: Compiled) -> pd.DataFrame:
 
 
 def _device_table(ops: pd.DataFrame, compiled: Compiled, cluster: Cluster) -> pd.DataFrame:
+    """Per rank: compute busy time and utilisation over the run, and energy.
+
+    Energy follows the power model of :mod:`simulator.costmodels.power`: a device draws its busy
+    (board) power while it computes and its idle power otherwise; time spent only communicating
+    counts as idle. Each rank has one compute stream, so busy time is the sum of its compute ops.
+    """
     busy = ops[ops["kind"] == "compute"].assign(d=lambda f: f["end_s"] - f["start_s"])
     per_rank = busy.groupby("rank")["d"].sum()
-    end = ops["end_s"].max() if len(ops) else 0.0
+    end = float(ops["end_s"].max()) if len(ops) else 0.0
     rows = []
     for rank, node in enumerate(compiled.rank_nodes):
+        device = cluster.device_of(node)
         compute = float(per_rank.get(rank, 0.0))
-        rows.append({"rank": rank, "node": str(node), "device": cluster.device_of(node).name,
+        idle = max(end - compute, 0.0)
+        rows.append({"rank": rank, "node": str(node), "device": device.name,
                      "compute_busy_s": compute,
-                     "compute_utilisation": compute / end if end > 0 else 0.0})
+                     "compute_utilisation": compute / end if end > 0 else 0.0,
+                     "busy_power_W": device.busy_power_W, "idle_power_W": device.idle_power_W,
+                     "energy_J": device.busy_power_W * compute + device.idle_power_W * idle})
     return pd.DataFrame(rows)
+
+
+def _with_op_energy(ops: pd.DataFrame, devices: pd.DataFrame) -> pd.DataFrame:
+    """Each compute op's energy: its device's busy power times its duration."""
+    power = devices["busy_power_W"].to_numpy()[ops["rank"].to_numpy()]
+    energy = power * (ops["end_s"] - ops["start_s"]).to_numpy()
+    return ops.assign(energy_J=energy * (ops["kind"] == "compute").to_numpy())
+
+
+def _energy_metrics(ops: pd.DataFrame, devices: pd.DataFrame, iteration_s: float,
+                    last: int, global_batch: int) -> dict[str, float]:
+    """Energy of one steady-state iteration over all devices, and per sample."""
+    it = ops[(ops["iteration"] == last) & (ops["kind"] == "compute")]
+    busy = (it["end_s"] - it["start_s"]).groupby(it["rank"]).sum()
+    busy = busy.reindex(devices["rank"], fill_value=0.0).to_numpy()
+    idle = (iteration_s - busy).clip(min=0.0)
+    energy = float((devices["busy_power_W"].to_numpy() * busy
+                    + devices["idle_power_W"].to_numpy() * idle).sum())
+    return {"energy_per_iteration_J": energy, "energy_per_sample_J": energy / global_batch}
 
 
 def _metrics(iterations, ops, devices, flows, compiled, strategy, workers) -> dict[str, Any]:

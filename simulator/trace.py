@@ -44,7 +44,8 @@ def chrome_trace(result, *, max_link_counters: int = 16) -> dict[str, Any]:
                            "args": {"name": row.stream}})
         args = {"op": int(row.op), "iteration": int(row.iteration)}
         if row.kind == "compute":
-            args.update(phase=row.phase, microbatch=int(row.microbatch), flops=float(row.flops))
+            args.update(phase=row.phase, microbatch=int(row.microbatch), flops=float(row.flops),
+                        energy_J=float(getattr(row, "energy_J", 0.0)))
         else:
             args.update(bytes=float(row.nbytes))
             if row.kind == "collective":

@@ -146,3 +146,26 @@ def test_gradient_accumulation_runs_microbatches_and_reduces_once():
     first_reduce = collectives["start_s"].min()
     last_mb = ops[(ops["microbatch"] == 3) & (ops["phase"] == "forward")]
     assert first_reduce >= last_mb["start_s"].min()
+
+
+def test_energy_per_operation_device_and_iteration():
+    system = SystemSpec(topology="server(server='dgx1_v100')")
+    result = simulate(WorkloadSpec(net="resnet50", batch=16), system,
+                      DataParallelSpec(workers=2, iterations=2))
+    v100_busy, v100_idle = 300.0, 45.0  # catalog: board power and idle estimate
+    ops = result.ops
+    compute = ops[ops["kind"] == "compute"]
+    assert compute["energy_J"].to_numpy() == pytest.approx(
+        v100_busy * (compute["end_s"] - compute["start_s"]).to_numpy())
+    assert (ops[ops["kind"] != "compute"]["energy_J"] == 0).all()
+    end = ops["end_s"].max()
+    for row in result.devices.itertuples(index=False):
+        busy = compute[compute["rank"] == row.rank]
+        busy_s = (busy["end_s"] - busy["start_s"]).sum()
+        assert row.energy_J == pytest.approx(v100_busy * busy_s + v100_idle * (end - busy_s))
+    last = compute[compute["iteration"] == 1]
+    busy = (last["end_s"] - last["start_s"]).groupby(last["rank"]).sum()
+    it = result.metrics["iteration_s"]
+    expected = sum(v100_busy * b + v100_idle * (it - b) for b in busy)
+    assert result.metrics["energy_per_iteration_J"] == pytest.approx(expected)
+    assert result.metrics["energy_per_sample_J"] == pytest.approx(expected / 32)
