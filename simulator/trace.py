@@ -35,7 +35,6 @@ def chrome_trace(result, *, max_link_counters: int = 16) -> dict[str, Any]:
         events.append({"ph": "M", "name": "process_sort_index", "pid": rank, "tid": 0,
                        "args": {"sort_index": rank}})
     seen_threads: set[tuple[int, str]] = set()
-    first_use: dict[tuple[int, int], tuple[float, int]] = {}
     for row in ops.itertuples(index=False):
         tid = _tid(row.stream, tids)
         if (row.rank, row.stream) not in seen_threads:

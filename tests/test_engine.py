@@ -110,7 +110,7 @@ def test_streams_run_in_order_and_wait_for_dependencies():
     a = tg.compute(0, 1.0, name="a")
     b = tg.compute(0, 0.5, name="b")               # after a, same stream
     t = tg.transfer(0, 1, 1e9, deps=(a,), name="t")  # starts at 1.0, takes 1 s + 2 alpha
-    c = tg.compute(1, 0.25, deps=(t,), name="c")
+    tg.compute(1, 0.25, deps=(t,), name="c")
     d = tg.compute(1, 0.1, name="d")               # rank 1's stream: after c
     nodes = [("gpu", 0, 0), ("gpu", 1, 0)]
     run, _ = execute(tg, network_factory=lambda env: Network(env, g), rank_nodes=nodes)

@@ -8,7 +8,6 @@ from simulator.commands._output import add_format_option, render, write_atomic
 from simulator.config import load_config
 from simulator.errors import SpecError
 from simulator.simulate import result_tables, scaling_table
-from simulator.specs import with_workers
 from simulator.trace import chrome_trace
 
 
