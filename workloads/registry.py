@@ -1,5 +1,6 @@
 """Finding nets: a shipped net by name (``nets/*.json``, found from a clone or an installed wheel),
-or a file by path (Paleo-format JSON, or a Caffe ``.prototxt`` through the importer)."""
+a transformer preset by name (``workloads/presets/transformers.json``, generated on load), or a
+file by path (Paleo-format JSON, or a Caffe ``.prototxt`` through the importer)."""
 from __future__ import annotations
 
 from importlib import resources
@@ -38,8 +39,18 @@ def resolve_net(name_or_path: str | Path) -> Path:
 
 def load_net(name_or_path: str | Path, *, batch: int | None = None,
              unknown_layers: str = "error") -> LayerGraph:
-    """Load a net by shipped name or path, inferred at ``batch`` (default: the file's batch)."""
-    path = resolve_net(name_or_path)
+    """Load a net by shipped name, transformer preset name (``workloads.transformer.presets()``)
+    or path, inferred at ``batch`` (default: the file's batch; 1 for a preset)."""
+    preset = _transformer_preset(name_or_path)
+    if preset is not None:
+        from workloads.transformer import preset_spec
+        spec = preset_spec(preset, batch=1 if batch is None else batch)
+        return build_graph(spec, batch=batch, source=preset, unknown_layers=unknown_layers)
+    try:
+        path = resolve_net(name_or_path)
+    except UnknownNameError as exc:
+        from workloads.transformer import presets
+        raise UnknownNameError("net", exc.name, [*exc.valid, *presets()]) from None
     source = str(name_or_path) if not Path(str(name_or_path)).is_file() else str(path)
     if path.suffix == ".prototxt":
         from workloads.caffe import import_prototxt
@@ -48,3 +59,14 @@ def load_net(name_or_path: str | Path, *, batch: int | None = None,
         data = read_json(path)
     spec = parse_net(data, source=source)
     return build_graph(spec, batch=batch, unknown_layers=unknown_layers)
+
+
+def _transformer_preset(name_or_path: str | Path) -> str | None:
+    """``name_or_path`` if it is a transformer preset's name and neither a file nor a shipped net
+    (those keep precedence), else None."""
+    text = str(name_or_path)
+    path = Path(text)
+    if path.is_file() or path.suffix in NET_SUFFIXES or "/" in text or text in shipped_nets():
+        return None
+    from workloads.transformer import presets
+    return text if text in presets() else None
