@@ -102,6 +102,8 @@ def register(sub) -> None:
                       help="output format (default: table)")
     grid.set_defaults(func=run_grid, model="grid")
 
+    _register_transformer(models)
+
 
 def run(args) -> int:
     keys = {"fc": ("layers", "nodes", "input_width", "output_width", "batch"),
@@ -129,4 +131,101 @@ def run_grid(args) -> int:
         for config in configs:
             write_atomic(folder / f"{config.label}.json", to_json(generate(config)))
     print(render(pd.DataFrame(config_rows(configs, summary=args.summary)), args.format), end="")
+    return 0
+
+
+TRANSFORMER_EPILOG = """examples:
+  paleosim generate transformer --list
+  paleosim generate transformer --preset gpt3-175b --batch 1536 --summary
+  paleosim generate transformer --preset llama3-8b --seq-len 4096 --out llama3-8b.json
+  paleosim generate transformer --arch llama --layers 2 --hidden 512 --heads 8 --kv-heads 2 \\
+      --seq-len 1024 --vocab 32000 --summary --format json"""
+
+TRANSFORMER_HYPER = ("arch", "layers", "hidden", "heads", "kv_heads", "ffn", "vocab", "dropout")
+
+
+def _register_transformer(models) -> None:
+    tf = models.add_parser(
+        "transformer", help="GPT-, BERT- or Llama-style transformers; named published presets",
+        description="Write a transformer language model as net-format JSON: a named preset "
+                    "(Megatron-LM GPT 1.2B-1T, GPT-3 175B, Llama 2/3, BERT; see --list) or any "
+                    "configuration. Layers carry tensor_parallel fields (column, row, heads, "
+                    "vocab) and the root a 'transformer' object with the hyper-parameters "
+                    "(docs/NET_FORMAT.md). Presets also load by name wherever a NET is asked "
+                    "for.",
+        epilog=TRANSFORMER_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    tf.add_argument("--list", action="store_true",
+                    help="list the presets (hyper-parameters, published batch and size, source)")
+    tf.add_argument("--preset", metavar="NAME",
+                    help="a published model by name (see --list); excludes the options below "
+                         "except --seq-len")
+    tf.add_argument("--arch", choices=("gpt", "bert", "llama"),
+                    help="family: gpt (LayerNorm, biases, GELU, learned positions, tied head), "
+                         "bert (as gpt, bidirectional, segment embedding), llama (RMSNorm, no "
+                         "biases, SwiGLU, rotary positions, untied head); default gpt")
+    tf.add_argument("--layers", type=int, help="transformer layers l")
+    tf.add_argument("--hidden", type=int, help="model width h")
+    tf.add_argument("--heads", type=int, help="attention (query) heads; must divide --hidden")
+    tf.add_argument("--kv-heads", type=int, dest="kv_heads",
+                    help="key/value heads for grouped-query attention (default: --heads)")
+    tf.add_argument("--ffn", type=int,
+                    help="MLP width (default 4h; Llama: 2/3 of 4h rounded up to 256)")
+    tf.add_argument("--seq-len", type=int, dest="seq_len",
+                    help="sequence length in tokens (with --preset: overrides the published one)")
+    tf.add_argument("--vocab", type=int, help="vocabulary size V")
+    tf.add_argument("--dropout", type=float,
+                    help="hidden dropout probability (default 0.1 for gpt/bert, 0 for llama; "
+                         "0 writes no Dropout layers)")
+    tf.add_argument("--batch", type=int, default=1,
+                    help="sequences written in the Input tensors (default 1; any command that "
+                         "loads the net can ask for another)")
+    tf.add_argument("--name", help="net name (default: the preset's name, or "
+                                   "<arch>-l<l>-h<h>-a<heads>[-kv<g>]-s<s>)")
+    tf.add_argument("--out", metavar="NET.json",
+                    help="write the JSON here (atomically) instead of printing it")
+    tf.add_argument("--summary", action="store_true",
+                    help="print the net's parameters and FLOPs instead of its JSON: forward "
+                         "FLOPs of all layers, training FLOPs of the matrix products with full "
+                         "recomputation, and for gpt Megatron-LM's closed forms (the JSON is "
+                         "still written with --out)")
+    tf.add_argument("--format", choices=FORMATS, default="table",
+                    help="format of --summary and --list (default: table)")
+    tf.set_defaults(func=run_transformer, model="transformer")
+
+
+def run_transformer(args) -> int:
+    from simulator.errors import SpecError
+    from workloads import build_graph
+    from workloads.transformer import preset_rows, preset_spec, summarize, transformer_spec
+
+    if args.list:
+        # object dtype keeps a missing global batch as None (null in JSON), not NaN
+        print(render(pd.DataFrame(preset_rows(), dtype=object), args.format), end="")
+        return 0
+    given = [k for k in TRANSFORMER_HYPER if getattr(args, k) is not None]
+    if args.preset is not None:
+        if given:
+            raise SpecError("cannot be combined with --preset (only --seq-len can)",
+                            source="paleosim generate transformer",
+                            field="--" + given[0].replace("_", "-"))
+        spec = preset_spec(args.preset, batch=args.batch, seq_len=args.seq_len)
+    else:
+        for key in ("layers", "hidden", "heads", "seq_len", "vocab"):
+            if getattr(args, key) is None:
+                raise SpecError("is required unless --preset names a model",
+                                source="paleosim generate transformer",
+                                field="--" + key.replace("_", "-"))
+        spec = transformer_spec(arch=args.arch or "gpt", layers=args.layers, hidden=args.hidden,
+                                heads=args.heads, seq_len=args.seq_len, vocab=args.vocab,
+                                ffn=args.ffn, kv_heads=args.kv_heads, batch=args.batch,
+                                dropout=args.dropout)
+    if args.name:
+        spec["name"] = args.name
+    if args.out:
+        write_atomic(args.out, to_json(spec))
+    if args.summary:
+        row = summarize(build_graph(spec, source=spec["name"]))
+        print(render(pd.DataFrame([row]), args.format), end="")
+    elif not args.out:
+        print(to_json(spec), end="")
     return 0
