@@ -95,3 +95,11 @@ def test_trace_is_not_written_when_the_run_fails(capsys, tmp_path):
     trace = tmp_path / "t.json"
     code, _, _ = run(capsys, "simulate", str(bad), "--trace", str(trace))
     assert code == 2 and not trace.exists()
+
+
+def test_nets_lists_transformer_presets(capsys):
+    code, out, _ = run(capsys, "nets", "--transformers", "--format", "json")
+    rows = {r["preset"]: r for r in json.loads(out)}
+    assert code == 0
+    assert (rows["gpt3-175b"]["layers"], rows["gpt3-175b"]["hidden"]) == (96, 12288)
+    assert rows["llama3-70b"]["kv_heads"] == 8

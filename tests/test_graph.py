@@ -289,3 +289,16 @@ def test_model_parallel_parent_without_suffix_is_an_error():
     with pytest.raises(SpecError, match=r"layers.mp.layers.b.parents: inside a ModelParallel "
                                         r"block a parent must end in '@self' or '@all'"):
         build_graph(net(layers))
+
+
+def test_importing_one_op_module_first_still_registers_every_type():
+    import subprocess
+    import sys
+    code = ("from workloads.ops_dense import SOFTMAX_FLOPS\n"
+            "from workloads import build_graph\n"
+            "g = build_graph({'name': 'x', 'layers': {'data': {'type': 'Input', 'parents': [], "
+            "'tensor': [1, 4]}, 's': {'type': 'Softmax', 'parents': ['data']}}})\n"
+            "print(g['s'].output_shape)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "(1, 4)"

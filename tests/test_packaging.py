@@ -31,6 +31,7 @@ def test_installed_wheel_finds_shipped_nets_by_name(tmp_path):
     probe = ("import workloads, simulator.catalog as c; "
              "assert workloads.__file__.startswith(%r), workloads.__file__; "
              "names = workloads.shipped_nets(); assert 'vgg16' in names, names; "
+             "assert workloads.load_net('gpt3-175b').total_params == 174604259328; "
              "print(workloads.load_net('vgg16', batch=1).total_params, c.get_device('V100').name)"
              % str(site))
     # run from an empty folder with only the installed copy on the path (not the clone)

@@ -151,9 +151,9 @@ def infer_free(ctx: OpContext) -> Inferred:
 
 
 def _load_builtin_ops() -> None:
-    if _REGISTRY:
-        return
-    from workloads import ops_conv, ops_dense, ops_misc, ops_rnn  # noqa: F401  (they register themselves)
+    """Import the modules that register the built-in layer types (once; importing one of them
+    directly first must not leave the others out)."""
+    from workloads import ops_conv, ops_dense, ops_misc, ops_rnn  # noqa: F401
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """`paleosim nets`: the shipped nets with their parameters and FLOPs."""
 from __future__ import annotations
 
+import pandas as pd
+
 from simulator.commands._output import add_format_option, render
 from simulator.summary import nets_table
 
@@ -10,11 +12,18 @@ def register(sub) -> None:
                        description="List the nets shipped in nets/ (usable by name wherever a NET "
                                    "is asked for), with input shape, layer count, parameters and "
                                    "forward FLOPs per sample (2 FLOPs per multiply-add).")
+    p.add_argument("--transformers", action="store_true",
+                   help="list the transformer presets instead (GPT, BERT, Llama: usable by name "
+                        "wherever a NET is asked for, e.g. gpt3-175b)")
     add_format_option(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    if args.transformers:
+        from workloads.transformer import preset_rows
+        print(render(pd.DataFrame(preset_rows()), args.format), end="")
+        return 0
     table = nets_table()
     if args.format == "table":
         table = table.assign(params_M=table["params"] / 1e6,
