@@ -35,7 +35,7 @@ def _common(p, model: str) -> None:
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "generate", help="write ParaDnn-style FC, CNN or RNN nets; list ParaDnn sweep grids",
+        "generate", help="write ParaDnn-style FC, CNN or RNN nets or GPT/BERT/Llama transformers; list sweep grids",
         description="Generate the parameterised models of ParaDnn (Wang, Wei, Brooks, MLSys "
                     "2020) as paleosim net-format JSON, loadable wherever a NET is asked for; "
                     "or list (and write) every configuration of a sweep grid file.",
