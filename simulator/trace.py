@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 US_PER_S = 1e6
+FLOW_NUDGE_US = 1e-3  # flow events sit 1 ns inside their ops (see _inside)
 STREAM_ORDER = ("compute", "comm", "pull", "ps", "host")
 
 
@@ -72,7 +73,10 @@ def _plain(value: Any) -> Any:
 
 
 def _flow_arrows(result, tids: dict[str, int]) -> list[dict[str, Any]]:
-    """An arrow ("s" then "f") from each transfer to the first op on its peer that depends on it."""
+    """An arrow ("s" then "f") from each transfer to the first op on its peer that depends on it.
+
+    Both ends sit just after the start of their op (see :func:`_inside`).
+    """
     tg = getattr(result, "taskgraph", None)
     if tg is None:
         return []
@@ -93,11 +97,24 @@ def _flow_arrows(result, tids: dict[str, int]) -> list[dict[str, Any]]:
         if target is None:
             continue
         out.append({"ph": "s", "id": i, "name": "transfer", "cat": "flow", "pid": int(t.rank),
-                    "tid": tids[t.stream], "ts": t.start_s * US_PER_S})
+                    "tid": tids[t.stream], "ts": _inside(t.start_s, t.end_s)})
         out.append({"ph": "f", "bp": "e", "id": i, "name": "transfer", "cat": "flow",
                     "pid": int(target.rank), "tid": tids[target.stream],
-                    "ts": target.start_s * US_PER_S})
+                    "ts": _inside(target.start_s, target.end_s)})
     return out
+
+
+def _inside(start_s: float, end_s: float) -> float:
+    """A flow event's time in µs: just after ``start_s``, strictly inside the op when it can be.
+
+    Viewers bind an "s" event, and an "f" event with ``bp: "e"``, to the slice that encloses its
+    timestamp. The Catapult viewer's lookup treats slices as closed intervals, so at the instant
+    where one op ends and the next on the same stream starts it picks the earlier op and the
+    arrow would leave (or land on) the wrong slice. Moving the event FLOW_NUDGE_US into its op
+    (at most half the op's duration) leaves a single enclosing slice.
+    """
+    start_us = start_s * US_PER_S
+    return start_us + min(FLOW_NUDGE_US, (end_s - start_s) * US_PER_S / 2)
 
 
 def _link_counters(result, limit: int, *, pid: int) -> list[dict[str, Any]]:
