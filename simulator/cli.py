@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "simulator.commands.devices",
     "simulator.commands.paleo",
     "simulator.commands.topology",
+    "simulator.commands.sweep",
 )
 
 
