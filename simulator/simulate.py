@@ -13,10 +13,16 @@ import pandas as pd
 
 from simulator.cluster import Cluster, resolve_cluster
 from simulator.engine import TIMELINE_COLUMNS, execute
+from simulator.errors import UnknownNameError
+from simulator.memory import check_memory_table, memory_overflow_bytes, peak_memory_bytes
 from simulator.network import Network
 from simulator.specs import SystemSpec, WorkloadSpec, with_workers
 from simulator.strategies.common import CostCache
 from simulator.strategies.registry import Compiled, compiler
+
+
+#: What :func:`simulate` does with a configuration that does not fit in memory.
+ON_OVERFLOW = ("flag", "raise")
 
 
 @dataclass
@@ -40,11 +46,23 @@ class SimResult:
 
 
 def simulate(workload: WorkloadSpec, system: SystemSpec, strategy, *, seed: int = 0,
-             cost_cache: CostCache | None = None) -> SimResult:
-    """Simulate ``strategy.iterations`` training iterations and measure them."""
+             cost_cache: CostCache | None = None, on_overflow: str = "raise") -> SimResult:
+    """Simulate ``strategy.iterations`` training iterations and measure them.
+
+    A configuration whose peak memory exceeds a device's capacity (``simulator.memory``) raises
+    :class:`~simulator.memory.OutOfMemoryError` before it runs, unless ``on_overflow="flag"``:
+    then it runs and ``metrics["fits_memory"]`` is False (``memory_overflow_bytes`` says by how
+    much), for sweeps.
+    """
+    if on_overflow not in ON_OVERFLOW:
+        raise UnknownNameError("on_overflow policy", str(on_overflow), list(ON_OVERFLOW),
+                               field="on_overflow")
     cluster = resolve_cluster(system, _total_nodes_hint(strategy))
     cache = cost_cache or CostCache(workload, system.cost_model)
     compiled: Compiled = compiler(strategy.kind)(workload, cluster, strategy, cache)
+    memory = compiled.extra.get("memory")
+    if memory is not None and on_overflow == "raise":  # what does not fit fails before it runs
+        check_memory_table(memory)
     servers = [cluster.server_of(node) for node in compiled.rank_nodes]
     run, network = execute(compiled.taskgraph,
                            network_factory=lambda env: Network(env, cluster.graph, seed=seed),
@@ -69,6 +87,11 @@ def simulate(workload: WorkloadSpec, system: SystemSpec, strategy, *, seed: int 
     metrics["simulated_s"] = float(run.end_s)
     metrics["engine_events"] = run.events
     tables = {}
+    if memory is not None:
+        tables["memory"] = memory
+        metrics["peak_memory_bytes"] = peak_memory_bytes(memory)
+        metrics["memory_overflow_bytes"] = max(memory_overflow_bytes(memory), 0.0)
+        metrics["fits_memory"] = metrics["memory_overflow_bytes"] == 0.0
     if compiled.extra.get("mode") == "async":
         from simulator.strategies.parameter_server import staleness_table
         tables["staleness"] = stale = staleness_table(ops, compiled.extra["shard_ranks"])
@@ -175,13 +198,15 @@ def result_tables(result: SimResult) -> dict[str, pd.DataFrame]:
 
 
 def scaling_table(workload: WorkloadSpec, system: SystemSpec, strategy, workers: list[int], *,
-                  seed: int = 0) -> tuple[pd.DataFrame, dict[int, SimResult]]:
+                  seed: int = 0, on_overflow: str = "raise"
+                  ) -> tuple[pd.DataFrame, dict[int, SimResult]]:
     """Simulate each worker count; speedup and scaling efficiency against one worker
-    (throughput ratio, so weak and strong scaling read alike)."""
+    (throughput ratio, so weak and strong scaling read alike). ``on_overflow`` as in
+    :func:`simulate` (``"flag"`` keeps the rows that do not fit, with ``fits_memory`` False)."""
     cache = CostCache(workload, system.cost_model)
     counts = sorted(set(workers) | {1})
     results = {n: simulate(workload, system, with_workers(strategy, n), seed=seed,
-                           cost_cache=cache) for n in counts}
+                           cost_cache=cache, on_overflow=on_overflow) for n in counts}
     base = results[1].metrics["samples_per_s"]
     rows = []
     for n in sorted(set(workers)):

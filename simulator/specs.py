@@ -89,6 +89,9 @@ class DataParallelSpec:
     soon as a bucket is complete (``overlap=True``, as PyTorch DDP and Horovod do), or all at once
     after the backward pass (``overlap=False``, as Paleo assumes). ``accumulation`` microbatches
     per iteration divide each worker's batch; only the last one's gradients are reduced.
+    ``zero_stage`` (0-3) partitions optimizer state, then gradients, then weights over the
+    workers (ZeRO, Rajbhandari et al. SC20; 3 is FSDP): it changes the memory per worker
+    (``simulator.memory``).
     """
 
     kind: str = "data_parallel"
@@ -99,6 +102,7 @@ class DataParallelSpec:
     algorithm: str = "ring"
     accumulation: int = 1
     iterations: int = 2
+    zero_stage: int = 0
 
     def __post_init__(self) -> None:
         from simulator.collectives import algorithms
@@ -110,6 +114,9 @@ class DataParallelSpec:
         _choice(self.algorithm, "strategy.algorithm", algorithms("allreduce"))
         _check_int(self.accumulation, "strategy.accumulation")
         _check_int(self.iterations, "strategy.iterations")
+        if isinstance(self.zero_stage, bool) or self.zero_stage not in (0, 1, 2, 3):
+            raise SpecError("must be 0, 1, 2 or 3", field="strategy.zero_stage",
+                            value=self.zero_stage)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -58,6 +58,7 @@ def chrome_trace(result, *, max_link_counters: int = 16) -> dict[str, Any]:
                        "dur": (row.end_s - row.start_s) * US_PER_S, "args": args})
     events += _flow_arrows(result, tids)
     events += _link_counters(result, max_link_counters, pid=len(result.rank_nodes))
+    events += _memory_counters(result)
     return {"traceEvents": events, "displayTimeUnit": "ms",
             "otherData": {"generator": "paleosim", **{k: _plain(v)
                                                       for k, v in result.metrics.items()}}}
@@ -139,3 +140,16 @@ def _link_counters(result, limit: int, *, pid: int) -> list[dict[str, Any]]:
             out.append({"ph": "C", "name": label, "pid": pid, "ts": r.end_s * US_PER_S,
                         "args": {"utilisation": 0.0}})
     return out
+
+
+def _memory_counters(result) -> list[dict[str, Any]]:
+    """Per rank, a "memory (bytes)" counter at t=0 with its peak-memory breakdown
+    (``result.tables["memory"]``, see :mod:`simulator.memory`) as stacked series."""
+    table = getattr(result, "tables", {}).get("memory")
+    if table is None:
+        return []
+    parts = [c for c in table.columns if c.endswith("_bytes") and c not in ("capacity_bytes",
+                                                                            "total_bytes")]
+    return [{"ph": "C", "name": "memory (bytes)", "pid": int(row["rank"]), "ts": 0.0,
+             "args": {c[:-len("_bytes")]: float(row[c]) for c in parts}}
+            for row in table.to_dict("records")]

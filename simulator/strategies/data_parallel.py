@@ -5,6 +5,7 @@ applies the same optimizer step."""
 from __future__ import annotations
 
 from simulator.cluster import Cluster
+from simulator.memory.plans import data_parallel_memory
 from simulator.specs import DataParallelSpec, WorkloadSpec
 from simulator.strategies.common import (CostCache, buckets, emit_backward, emit_forward,
                                          split_batch)
@@ -60,8 +61,12 @@ def compile_data_parallel(workload: WorkloadSpec, cluster: Cluster, strategy: Da
             update_s = cache.costs(per_worker[r], device).update_s
             updates[r] = tg.compute(r, update_s, deps=reductions or (last_ops[r],),
                                     name="optimizer", phase="update", iteration=it)
+    memory = data_parallel_memory(
+        workload, cluster, nodes,
+        [split_batch(per_worker[r], strategy.accumulation)[0] for r in range(w)], cache.graph,
+        zero_stage=strategy.zero_stage)
     return Compiled(taskgraph=tg, rank_nodes=nodes, global_batch=global_batch,
-                    iteration_ops=_iteration_ends(tg))
+                    iteration_ops=_iteration_ends(tg), extra={"memory": memory})
 
 
 def _iteration_ends(tg: TaskGraph) -> dict[int, list[int]]:

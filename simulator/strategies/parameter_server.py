@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.cluster import Cluster
+from simulator.memory.plans import parameter_server_memory
 from simulator.specs import ParameterServerSpec, WorkloadSpec
 from simulator.strategies.common import CostCache, emit_backward, emit_forward, split_batch
 from simulator.strategies.registry import Compiled, register
@@ -88,7 +89,10 @@ def compile_parameter_server(workload: WorkloadSpec, cluster: Cluster,
     return Compiled(taskgraph=tg, rank_nodes=list(worker_nodes) + list(shard_nodes),
                     global_batch=global_batch, iteration_ops=ends,
                     worker_ranks=tuple(range(n)),
-                    extra={"shard_ranks": tuple(shard_ranks), "mode": strategy.mode})
+                    extra={"shard_ranks": tuple(shard_ranks), "mode": strategy.mode,
+                           "memory": parameter_server_memory(workload, cluster, worker_nodes,
+                                                             per_worker, shard_nodes,
+                                                             cache.graph)})
 
 
 def staleness_table(ops: pd.DataFrame, shard_ranks: tuple[int, ...]) -> pd.DataFrame:
