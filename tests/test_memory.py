@@ -15,7 +15,8 @@ from simulator.memory import (MEMORY_COLUMNS, MemoryBreakdown, OutOfMemoryError,
                               activation_memory, bytes_per_param, check_fits,
                               check_memory_table, gpt_layer_activation_bytes,
                               in_flight_microbatches, layer_activation_bytes, local_params,
-                              memory_table, model_state_bytes, training_memory)
+                              memory_table, model_state_bytes, training_memory,
+                              transformer_activation_bytes)
 from simulator.simulate import simulate
 from simulator.specs import DataParallelSpec, ParameterServerSpec, SystemSpec, WorkloadSpec
 from simulator.trace import chrome_trace
@@ -197,6 +198,17 @@ def test_generated_gpt_layer_is_eq_1_without_attention_dropout():
         per = activation_memory(g, dtype="fp16", tp=tp).per_layer
         eq = gpt_layer_activation_bytes(seq_len=s, batch=b, hidden=h, heads=a, tp=tp)
         assert layer_bytes(per, "layer1/") == eq - 3 * a * s * s * b / tp
+
+
+def test_closed_form_from_the_transformer_root_object():
+    transformer = pytest.importorskip("workloads.transformer")
+    g = transformer.transformer_graph(arch="gpt", layers=3, hidden=64, heads=4, seq_len=32,
+                                      vocab=100)
+    per = gpt_layer_activation_bytes(seq_len=32, batch=2, hidden=64, heads=4, tp=2,
+                                     recompute="selective")
+    assert transformer_activation_bytes(g, microbatch=2, tp=2, recompute="selective") == 3 * per
+    with pytest.raises(SpecError, match="no 'transformer' root object"):
+        transformer_activation_bytes(build_graph(tiny_net()), microbatch=1)
 
 
 def test_full_recomputation_keeps_block_inputs_of_a_resnet():

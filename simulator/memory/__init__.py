@@ -35,6 +35,7 @@ __all__ = ["ActivationMemory", "COMPONENTS", "MEMORY_COLUMNS", "MemoryBreakdown"
            "OutOfMemoryError", "RECOMPUTE", "SCHEDULES", "ZERO_STAGES", "activation_memory",
            "bytes_per_param", "check_fits", "check_memory_table", "device_totals",
            "format_bytes", "gpt_layer_activation_bytes", "in_flight_microbatches",
-           "layer_activation_bytes", "local_layer_params", "local_params", "memory_overflow_bytes", "memory_table",
-           "model_state_bytes", "overflow_bytes", "peak_memory_bytes", "training_memory",
-           "transformer_activation_bytes", "transformer_config"]
+           "layer_activation_bytes", "local_layer_params", "local_params",
+           "memory_overflow_bytes", "memory_table", "model_state_bytes", "overflow_bytes",
+           "peak_memory_bytes", "training_memory", "transformer_activation_bytes",
+           "transformer_config"]
