@@ -1,0 +1,67 @@
+"""Timing tensor-parallel collectives alone on the network, for ``tp_comm: isolated``.
+
+A large tensor-parallel run repeats the same few collectives (an all-reduce of one activation
+over one group) hundreds of thousands of times. With ``tp_comm: isolated`` each distinct
+``(collective, bytes, group)`` is run once, on its own, through the very engine and network that
+run the full task graph (one small task graph whose collectives follow each other, so none shares
+a link with another), and every occurrence then becomes a ``delay`` of that duration on each
+member's compute stream. That is exact when nothing else crosses the group's links while it
+communicates, which holds for a tensor-parallel group inside an NVSwitch or NVLink server: flows
+between servers leave through the NICs and never cross the GPU-to-NVSwitch links. What it gives
+up is the collective's barrier (members start when they each get there; in a tensor-parallel
+group they run the same program and arrive together) and contention with other traffic on the
+group's links, which a test checks is absent on the presets this is meant for.
+"""
+from __future__ import annotations
+
+from simulator.cluster import Cluster
+from simulator.engine import execute
+from simulator.network import Network
+from simulator.strategies.programs import Collective
+from simulator.taskgraph import TaskGraph
+
+
+def tp_collective_keys(s, programs, gather) -> set[tuple[str, float, tuple[int, ...]]]:
+    """Every distinct ``(collective, bytes, group)`` the tensor-parallel groups will run."""
+    keys: set = set()
+    p = s.pp
+    for k in range(p):
+        first = s.rank(k, 0, 0)
+        comms = {(step.collective, step.nbytes) for prog in programs[first]
+                 for step in (*prog.forward, *prog.backward) if type(step) is Collective}
+        chunks = {c * p + k for c in range(s.chunks)}
+        for j, nbytes in enumerate(gather):
+            # boundary j -> j+1: forward arrives at stage j+1, backward at stage j
+            if nbytes and (j + 1 in chunks or j in chunks):
+                comms.add(("allgather", nbytes))
+        for d in range(s.dp):
+            group = tuple(s.rank(k, d, t) for t in range(s.tp))
+            keys.update((c, b, group) for c, b in comms)
+    return keys
+
+
+def price_collectives(cluster: Cluster, nodes, keys, algorithm: str, *, seed: int = 0
+                      ) -> dict[tuple[str, float, tuple[int, ...]], float]:
+    """Seconds each ``(collective, bytes, group of ranks)`` takes alone on ``cluster``'s network
+    (ranks mapped to ``nodes``), run one after the other in one engine run."""
+    ordered = sorted(keys)
+    if not ordered:
+        return {}
+    tg = TaskGraph(ranks=len(nodes))
+    previous = ()
+    for collective, nbytes, group in ordered:
+        previous = (tg.collective(collective, group, nbytes, algorithm=algorithm,
+                                  deps=previous, stream="comm"),)
+    servers = [cluster.server_of(node) for node in nodes]
+    run, _ = execute(tg, network_factory=lambda env: Network(env, cluster.graph, seed=seed),
+                     rank_nodes=nodes, rank_servers=servers)
+    spans: dict[int, tuple[float, float]] = {}
+    for row in run.rows:
+        spans.setdefault(row[0], (row[8], row[9]))
+    return {key: spans[i][1] - spans[i][0] for i, key in enumerate(ordered)}
+
+
+def price_tp_collectives(cluster: Cluster, nodes, s, programs, gather) -> dict:
+    """Prices of every tensor-parallel collective of a compiled ``parallel3d`` plan."""
+    return price_collectives(cluster, nodes, tp_collective_keys(s, programs, gather),
+                             s.tp_algorithm)

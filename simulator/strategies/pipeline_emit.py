@@ -1,0 +1,326 @@
+"""Emitting a pipeline-parallel iteration into a task graph: schedules x programs x replicas.
+
+The :class:`Emitter` walks the actions of every pipeline device in a dependency-respecting global
+order (:func:`~simulator.strategies.schedules.emission_order`) and, for each action, replays the
+virtual stage's program (:mod:`~simulator.strategies.programs`) on every rank of that device (all
+data-parallel replicas and tensor-parallel ranks at once, so that collectives over any of their
+groups can be built as soon as their members' operations exist). Streams per rank:
+
+=================  ========================================================================
+``compute``        the schedule's compute, tensor-parallel collectives (or their ``delay``
+                   stand-ins with ``tp_comm='isolated'``), the pipeline all-gather of
+                   ``scatter_gather``, the optimizer step
+``send_next``      activations to the next stage, in schedule order
+``send_prev``      gradients to the previous stage, in schedule order
+``dp``             data-parallel gradient reduction, tied-embedding all-reduce, ZeRO-1/2
+                   parameter all-gather
+``zero_gather``    ZeRO-3 parameter all-gathers, one unit ahead (FSDP's prefetch)
+``zero_scatter``   ZeRO-3 gradient reduce-scatters
+=================  ========================================================================
+
+Operations carry ``phase``: ``forward``, ``recompute``, ``backward_data``, ``backward_filter``
+(or merged ``backward``), ``tp_forward`` / ``tp_recompute`` / ``tp_backward`` for
+tensor-parallel collectives, ``pp_forward`` / ``pp_backward`` for stage-to-stage transfers,
+``pp_allgather``, ``dp_allreduce`` / ``dp_reducescatter`` / ``dp_allgather``,
+``zero_allgather`` / ``zero_reducescatter``, ``tied_allreduce`` and ``update``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from simulator.strategies.programs import Collective, Compute, StageProgram, UnitMark
+from simulator.strategies.schedules import Action
+from simulator.taskgraph import TaskGraph
+
+
+@dataclass
+class RankState:
+    """Per-iteration bookkeeping of one rank."""
+
+    last: int | None = None                 # its latest operation on the compute stream
+    start_deps: tuple[int, ...] = ()        # what its next iteration's first operation waits for
+    reductions: list[int] = field(default_factory=list)  # gradient collectives it is in
+
+
+@dataclass
+class Plan:
+    """Everything the emitter needs, computed by the compiler."""
+
+    spec: object                            # Parallel3DSpec
+    microbatches: int
+    programs: list[list[StageProgram]]      # programs[rank][chunk]
+    send_bytes: list[float]                 # per boundary j -> j+1, per rank
+    gather_bytes: list[float]               # per boundary, all-gathered on arrival (0: none)
+    grad_bytes: list[float]                 # per rank, all chunks
+    update_s: list[float]                   # per rank
+    unit_bytes: dict[int, float]            # ZeRO-3: parameter bytes per unit, one rank
+    unit_names: list[str]
+    tied: list[tuple[int, int, float]]      # (owner virtual stage, user virtual stage, bytes)
+    prices: dict = field(default_factory=dict)  # (collective, nbytes, group) -> seconds
+
+
+class Emitter:
+    def __init__(self, tg: TaskGraph, plan: Plan) -> None:
+        self.tg = tg
+        self.plan = plan
+        s = self.s = plan.spec
+        self.p, self.v, self.dp, self.tp = s.pp, s.chunks, s.dp, s.tp
+        self.m = plan.microbatches
+        self.network = s.tp_comm == "network"
+        self.ranks = [[s.rank(k, d, t) for d in range(self.dp) for t in range(self.tp)]
+                      for k in range(self.p)]
+        self.state = [RankState() for _ in range(s.workers)]
+        self.recv: dict[tuple[str, int, int], list[int]] = {}
+        self.iteration_ends: dict[int, list[int]] = {}
+        self.homogeneous = [all(plan.programs[r] is plan.programs[ranks[0]] for r in ranks)
+                            for ranks in self.ranks]
+
+    # -- one iteration ---------------------------------------------------------------------
+    def iteration(self, it: int, actions: list[list[Action]],
+                  order: Sequence[tuple[int, int]]) -> None:
+        for st in self.state:
+            st.reductions = []
+        for k, idx in order:
+            self._action(it, k, actions[k][idx])
+        self._finish(it)
+
+    def _action(self, it: int, k: int, a: Action) -> None:
+        tg, tp, s = self.tg, self.tp, self.s
+        j = a.chunk * self.p + k
+        mb = a.microbatch
+        ranks = self.ranks[k]
+        n_ranks = len(ranks)
+        pending: list[tuple[int, ...]] = [self.state[r].start_deps for r in ranks]
+        for r in ranks:
+            self.state[r].start_deps = ()
+        transfers = self.recv.pop((a.kind, mb, j), None)
+        if transfers is not None:
+            boundary = j - 1 if a.kind == "F" else j
+            gather = self.plan.gather_bytes[boundary]
+            if gather and tp > 1:
+                pending = self._gather(it, mb, k, transfers, gather, pending)
+            else:
+                pending = [pending[n] + (transfers[n],) for n in range(n_ranks)]
+        forward = a.kind == "F"
+        progs = [self.plan.programs[r][a.chunk] for r in ranks]
+        steps = [p.forward if forward else p.backward for p in progs]
+        collect = (not forward and self.dp > 1 and (
+            s.zero_stage == 2 or (s.overlap_dp and mb == self.m - 1 and s.zero_stage < 2)))
+        last, ids = self._run(it, mb, k, steps, pending, collect, forward)
+        for n, r in enumerate(ranks):
+            self.state[r].last = last[n]
+        if forward and j < self.p * self.v - 1:
+            self._send(it, mb, k, j, j + 1, last, "send_next", "pp_forward", "F")
+        elif not forward and j > 0:
+            self._send(it, mb, k, j, j - 1, last, "send_prev", "pp_backward", "B")
+        if collect:
+            self._buckets(it, mb, k, progs[0], ids)
+
+    def _gather(self, it, mb, k, transfers, nbytes, pending):
+        """The receiving tensor-parallel groups all-gather the pieces sent by scatter_gather."""
+        tg, tp = self.tg, self.tp
+        out = list(pending)
+        for g in range(self.dp):
+            members = self.ranks[k][g * tp:(g + 1) * tp]
+            deps = tuple(transfers[g * tp:(g + 1) * tp]) + tuple(
+                d for n in range(g * tp, (g + 1) * tp) for d in pending[n])
+            if self.network:
+                cid = tg.collective("allgather", members, nbytes, algorithm=self.s.tp_algorithm,
+                                    deps=deps, stream="compute", name="recv",
+                                    phase="pp_allgather", microbatch=mb, iteration=it)
+                for n in range(g * tp, (g + 1) * tp):
+                    out[n] = (cid,)
+            else:
+                seconds = self.plan.prices[("allgather", nbytes, tuple(members))]
+                for i, r in enumerate(members):
+                    out[g * tp + i] = (tg.delay(
+                        r, seconds, deps=deps, stream="compute", name="recv",
+                        phase="pp_allgather", microbatch=mb, iteration=it, nbytes=float(nbytes),
+                        collective="allgather", algorithm=self.s.tp_algorithm),)
+        return out
+
+    def _run(self, it, mb, k, steps, pending, collect, forward):
+        """Replay one program on every rank of device ``k``; returns the last op of each rank
+        and, with ``collect``, every op id of each rank (for gradient-readiness positions)."""
+        tg, tp = self.tg, self.tp
+        ranks = self.ranks[k]
+        n_ranks = len(ranks)
+        same = self.homogeneous[k]
+        first = steps[0]
+        last: list[int] = [-1] * n_ranks
+        ids: list[list[int]] | None = [[] for _ in ranks] if collect else None
+        unit_end: dict[int, list[int]] = {}
+        done_units: list[int] = []
+        for i, step in enumerate(first):
+            kind = type(step)
+            if kind is Compute:
+                for n, r in enumerate(ranks):
+                    template = step.template if same else steps[n][i].template
+                    made = tg.compute_sequence(r, template, iteration=it, microbatch=mb,
+                                               deps=pending[n])
+                    pending[n] = ()
+                    last[n] = made[-1]
+                    if collect:
+                        ids[n].extend(made)
+            elif kind is Collective:
+                alg = self.s.tp_algorithm
+                for g in range(self.dp):
+                    lo, hi = g * tp, (g + 1) * tp
+                    members = ranks[lo:hi]
+                    if self.network:
+                        deps = tuple(d for n in range(lo, hi) for d in pending[n])
+                        cid = tg.collective(step.collective, members, step.nbytes, algorithm=alg,
+                                            deps=deps, stream="compute", name=step.name,
+                                            phase=step.phase, microbatch=mb, iteration=it)
+                        for n in range(lo, hi):
+                            pending[n] = ()
+                            last[n] = cid
+                            if collect:
+                                ids[n].append(cid)
+                    else:
+                        seconds = self.plan.prices[(step.collective, step.nbytes, tuple(members))]
+                        for n in range(lo, hi):
+                            did = tg.delay(ranks[n], seconds, deps=pending[n], stream="compute",
+                                           name=step.name, phase=step.phase, microbatch=mb,
+                                           iteration=it, nbytes=float(step.nbytes),
+                                           collective=step.collective, algorithm=alg)
+                            pending[n] = ()
+                            last[n] = did
+                            if collect:
+                                ids[n].append(did)
+            else:  # UnitMark: ZeRO-3 gathers parameters before a unit, scatters gradients after
+                self._zero3(it, mb, k, step, forward, pending, last, unit_end, done_units)
+        return last, ids
+
+    def _zero3(self, it, mb, k, mark: UnitMark, forward, pending, last, unit_end, done_units):
+        tg, tp, dp = self.tg, self.tp, self.dp
+        ranks = self.ranks[k]
+        nbytes = self.plan.unit_bytes[mark.unit]
+        name = self.plan.unit_names[mark.unit]
+        alg = self.s.dp_algorithm
+        if mark.start:
+            ahead = unit_end.get(done_units[-2]) if len(done_units) >= 2 else None
+            for t in range(tp):
+                members = [d * tp + t for d in range(dp)]
+                deps = tuple(ahead[n] for n in members) if ahead else ()
+                ag = tg.collective("allgather", [ranks[n] for n in members], nbytes,
+                                   algorithm=alg, deps=deps, stream="zero_gather", name=name,
+                                   phase="zero_allgather", microbatch=mb, iteration=it)
+                for n in members:
+                    pending[n] = pending[n] + (ag,)
+            return
+        unit_end[mark.unit] = list(last)
+        done_units.append(mark.unit)
+        if not forward:
+            for t in range(tp):
+                members = [d * tp + t for d in range(dp)]
+                rs = tg.collective("reducescatter", [ranks[n] for n in members], nbytes,
+                                   algorithm=alg, deps=tuple(last[n] for n in members),
+                                   stream="zero_scatter", name=name, phase="zero_reducescatter",
+                                   microbatch=mb, iteration=it)
+                for n in members:
+                    self.state[ranks[n]].reductions.append(rs)
+
+    def _send(self, it, mb, k, j, to, last, stream, phase, kind):
+        tg = self.tg
+        boundary = min(j, to)
+        nbytes = self.plan.send_bytes[boundary]
+        k_to = to % self.p
+        src, dst = self.ranks[k], self.ranks[k_to]
+        self.recv[(kind, mb, to)] = [
+            tg.transfer(src[n], dst[n], nbytes, deps=(last[n],), stream=stream,
+                        name=f"stage{boundary}-{boundary + 1}", phase=phase, microbatch=mb,
+                        iteration=it)
+            for n in range(len(src))]
+
+    def _buckets(self, it, mb, k, prog: StageProgram, ids) -> None:
+        """Gradient buckets of one chunk reduced as soon as they are complete (``overlap_dp``:
+        the last microbatch; ZeRO-2: every microbatch)."""
+        tg, tp, dp, s = self.tg, self.tp, self.dp, self.s
+        ranks = self.ranks[k]
+        collective = "reducescatter" if s.zero_stage else "allreduce"
+        phase = f"dp_{collective}"
+        if not s.overlap_dp:  # ZeRO-2 without overlap: one reduce-scatter after the backward
+            groups = [(sum(b for _, _, b in prog.grad_ready), None)]
+        else:
+            groups = bucketize(prog.grad_ready, s.bucket_bytes)
+        for b, (nbytes, position) in enumerate(groups):
+            if not nbytes:
+                continue
+            for t in range(tp):
+                members = [d * tp + t for d in range(dp)]
+                deps = tuple(ids[n][-1] if position is None else ids[n][position]
+                             for n in members)
+                cid = tg.collective(collective, [ranks[n] for n in members], nbytes,
+                                    algorithm=s.dp_algorithm, deps=deps, stream="dp",
+                                    name=f"bucket{b}", phase=phase, microbatch=mb, iteration=it)
+                for n in members:
+                    self.state[ranks[n]].reductions.append(cid)
+
+    # -- end of an iteration -----------------------------------------------------------------
+    def _finish(self, it: int) -> None:
+        tg, tp, dp, s, plan = self.tg, self.tp, self.dp, self.s, self.plan
+        if dp > 1 and s.zero_stage < 2 and not s.overlap_dp:
+            collective = "reducescatter" if s.zero_stage else "allreduce"
+            for k in range(self.p):
+                for t in range(tp):
+                    group = [s.rank(k, d, t) for d in range(dp)]
+                    nbytes = plan.grad_bytes[group[0]]
+                    if not nbytes:
+                        continue
+                    cid = tg.collective(collective, group, nbytes, algorithm=s.dp_algorithm,
+                                        deps=[self.state[r].last for r in group], stream="dp",
+                                        name="gradients", phase=f"dp_{collective}",
+                                        iteration=it)
+                    for r in group:
+                        self.state[r].reductions.append(cid)
+        for owner, user, nbytes in plan.tied:
+            k_a, k_b = owner % self.p, user % self.p
+            if k_a == k_b or not nbytes:
+                continue
+            for d in range(dp):
+                for t in range(tp):
+                    pair = [s.rank(k_a, d, t), s.rank(k_b, d, t)]
+                    cid = tg.collective("allreduce", pair, nbytes, algorithm="ring",
+                                        deps=[self.state[r].last for r in pair], stream="dp",
+                                        name="tied_embedding", phase="tied_allreduce",
+                                        iteration=it)
+                    for r in pair:
+                        self.state[r].reductions.append(cid)
+        updates = []
+        for r, st in enumerate(self.state):
+            deps = st.reductions or [st.last]
+            updates.append(tg.compute(r, plan.update_s[r], deps=deps, name="optimizer",
+                                      phase="update", iteration=it))
+        ends = updates
+        if dp > 1 and s.zero_stage in (1, 2):
+            ends = []
+            for k in range(self.p):
+                for t in range(tp):
+                    group = [s.rank(k, d, t) for d in range(dp)]
+                    ag = tg.collective("allgather", group, plan.grad_bytes[group[0]],
+                                       algorithm=s.dp_algorithm,
+                                       deps=[updates[r] for r in group], stream="dp",
+                                       name="parameters", phase="dp_allgather", iteration=it)
+                    ends.append(ag)
+                    for r in group:
+                        self.state[r].start_deps = (ag,)
+        self.iteration_ends[it] = ends
+
+
+def bucketize(grad_ready: Sequence[tuple[int, int, float]], bucket_bytes: float
+              ) -> list[tuple[float, int]]:
+    """Consecutive gradients (backward order) grouped into buckets of at least ``bucket_bytes``
+    (the last may be smaller): ``(bytes, position of the op completing the bucket)``."""
+    out: list[tuple[float, int]] = []
+    size, position = 0.0, -1
+    for _, pos, nbytes in grad_ready:
+        size += nbytes
+        position = max(position, pos)
+        if size >= bucket_bytes:
+            out.append((size, position))
+            size, position = 0.0, -1
+    if size:
+        out.append((size, position))
+    return out
