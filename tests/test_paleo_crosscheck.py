@@ -53,7 +53,9 @@ def test_simulator_equals_paleo_estimator_without_overlap(case, tmp_path):
     table, _ = scaling_table(
         WorkloadSpec(net=path, batch=batch),
         SystemSpec(topology=topology, cost_model=f"paleo:{software}"),
-        DataParallelSpec(scaling=scaling, overlap=False, algorithm="tree"), workers)
+        DataParallelSpec(scaling=scaling, overlap=False, algorithm="tree"), workers,
+        on_overflow="flag")  # timing only: Paleo does not model memory, and some baselines
+    #                          (NiN at batch 1024 on one K20X) would not fit on a real GPU
     expected = (paleo["time_comp_ms"] + paleo["TreeAllReduce_ms"]).to_numpy() / 1e3
     simulated = table["iteration_s"].to_numpy()
     assert list(table["workers"]) == workers

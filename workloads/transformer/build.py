@@ -68,7 +68,8 @@ def layer_block(cfg: TransformerConfig, index: int, parent: str) -> dict[str, An
         "ln1": _norm([], rms=llama),
         "qkv": _linear(["ln1"], cfg.qkv_width, bias=bias, split="column"),
         "attn": _layer("Attention", ["qkv"], heads=cfg.heads, kv_heads=cfg.kv_heads,
-                       head_dim=cfg.head_dim, causal=cfg.causal, tensor_parallel="heads"),
+                       head_dim=cfg.head_dim, causal=cfg.causal, tensor_parallel="heads",
+                       **({"dropout": p} if p > 0 else {})),  # dropout on the attention probs
         "proj": _linear(["attn"], cfg.hidden, bias=bias, split="row"),
     }
     last = "proj"
