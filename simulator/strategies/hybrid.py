@@ -10,8 +10,8 @@ serves every K, and K = 1 is plain single-GPU training. DP layers before the blo
 *conv stage*, DP layers after it (fc8 and the softmax in those files) the *head*; the head
 stays data-parallel, as Paleo's hybrid mode treats it.
 
-Krizhevsky's section 4 gives two ways to run the MP layers on the K*B examples of an iteration
-(his Table 1 reports both); ``fc_batch`` picks one:
+Krizhevsky describes two ways to run the MP layers on the K*B examples of an iteration (his
+Table 1 reports both); ``fc_batch`` picks one:
 
 - ``all``: every worker all-gathers the conv stage's output of all K*B examples and runs its MP
   split on them at once; the head's input, the MP output of the worker's own B examples, comes
@@ -25,11 +25,11 @@ Krizhevsky's section 4 gives two ways to run the MP layers on the K*B examples o
   take a step (Krizhevsky's "FC batch size 128"). The broadcasts run on their own stream, so
   batch j+1's broadcast overlaps batch j's computation, the overlap his scheme is built for.
 
-In both, an all-to-all of the ``@all`` wiring inside the block is an all-gather (backward: a
-reduce-scatter), each DP layer's gradients are all-reduced over the K workers as soon as they
-are ready (``overlap``, grouped into buckets of ``bucket_bytes``; 0 = one per layer), on their
-own stream, and each worker then applies the optimizer to its DP weights (and, for ``all``, to
-its MP split). Boundary collectives use the ring (all-gather, reduce-scatter), the pipelined
+In both, the ``@all`` wiring inside the block is an all-gather (backward: a reduce-scatter),
+each DP layer's gradients are all-reduced over the K workers as soon as they are ready
+(``overlap``, grouped into buckets of ``bucket_bytes``; 0 = one per layer), on their own
+stream, and each worker then applies the optimizer to its DP weights (and, for ``all``, to its
+MP split). Boundary collectives use the ring (all-gather, reduce-scatter), the pipelined
 chain (broadcast, reduce) and direct sends (all-to-all).
 
 Paleo's closed form for this mode (:func:`simulator.paleo.model.hybrid_parallel`) sums the two
