@@ -151,6 +151,19 @@ def test_vgg16_in_two_halves_by_a_range(tmp_path):
     assert moved["nbytes"].tolist() == [4 * 28 * 28 * 256 * 4] * 4   # 2 iterations, fwd + bwd
 
 
+def test_ranges_of_blocks_and_unknown_names_in_a_large_net():
+    g = load_net("inception_v3", batch=1)
+    placed = resolve_placement(g, ModelParallelSpec(workers=3, placement={
+        "Mixed_6a..Mixed_6e": 1, "Mixed_6c": 2}))
+    assert placed["Mixed_6a/Branch_0/Conv2d_1a_3x3"] == 1 and placed["Mixed_6e/concat"] == 1
+    assert placed["Mixed_6c/Branch_3/Conv2d_0b_1x1"] == 2      # a block beats a range
+    assert placed["Mixed_5d/concat"] == 0 and placed["Mixed_7a/concat"] == 0
+    with pytest.raises(SpecError) as info:     # too many names to list: the closest ones
+        resolve_placement(g, ModelParallelSpec(workers=3, placement={"Mixed_9": 1}))
+    assert not isinstance(info.value, UnknownNameError)
+    assert info.value.field == "strategy.placement.Mixed_9" and "Mixed_7c" in str(info.value)
+
+
 @pytest.mark.parametrize("placement, field, exc", [
     ({"conv9": 1}, "strategy.placement.conv9", UnknownNameError),
     ({"nothing*": 1}, "strategy.placement.nothing*", UnknownNameError),

@@ -7,7 +7,8 @@ Placement. By default the copies of a ``ModelParallel`` block go where Paleo put
 ``{key: device}`` where a key is a layer's name (a ModelParallel copy also answers to its name
 without ``@s``), a Block or ModelParallel block name (all its layers), a glob pattern
 (``fnmatch``: ``conv4*``) or a range ``first..last`` of the net's topological order (both ends
-included, either may be left out: ``conv4_1..`` is conv4_1 and everything after it). A layer
+included, either may be left out: ``conv4_1..`` is conv4_1 and everything after it; an end may
+be a block). A layer
 matched by several keys takes the most specific one (name, then block, then pattern or range);
 two keys of the same kind that disagree are an error, as is a key that matches nothing or a
 device index outside ``0..workers-1``. ``workers: 1`` is the
@@ -38,6 +39,7 @@ contention, no overlap and no update. Here transfers are flows on the topology's
 from __future__ import annotations
 
 import copy
+import difflib
 import fnmatch
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -53,6 +55,7 @@ from workloads.graph import Layer, LayerGraph, build_graph
 from workloads.spec import parse_net
 
 GLOB_CHARS = "*?["
+MAX_LISTED_NAMES = 40  # an unknown layer of a larger net gets the closest names, not all
 
 
 def check_int(value: Any, fieldname: str, minimum: int = 1) -> None:
@@ -127,19 +130,34 @@ def _in_block(layer: Layer, key: str) -> bool:
 
 
 def _span(graph: LayerGraph, key: str) -> tuple[int, int]:
-    """Topological indices (inclusive) of the range ``first..last``."""
-    names = [layer.name for layer in graph.layers]
+    """Topological indices (inclusive) of the range ``first..last``; an end may name a layer or
+    a block (its first layer starts a range, its last one ends it)."""
     ends = []
-    for end, default in zip(key.split("..", 1), (0, len(names) - 1)):
+    for n, end in enumerate(key.split("..", 1)):
         end = end.strip()
         if not end:
-            ends.append(default)
-        elif end in names:
-            ends.append(names.index(end))
-        else:
-            raise UnknownNameError("layer", end, names, source=graph.source,
-                                   field=f"strategy.placement.{key}")
+            ends.append(0 if n == 0 else len(graph.layers) - 1)
+            continue
+        found = [i for i, layer in enumerate(graph.layers)
+                 if layer.name == end or _in_block(layer, end)]
+        if not found:
+            raise _unknown("layer or block", end, graph, f"strategy.placement.{key}")
+        ends.append(found[0] if n == 0 else found[-1])
     return ends[0], ends[1]
+
+
+def _unknown(what: str, name: str, graph: LayerGraph, fieldname: str) -> SpecError:
+    """An unknown layer or block: the sorted valid names for a small net, the closest few and
+    where to find the rest for a large one."""
+    names = sorted({layer.name for layer in graph.layers}
+                   | {layer.block for layer in graph.layers if layer.block})
+    if len(names) <= MAX_LISTED_NAMES:
+        return UnknownNameError(what, name, names, source=graph.source, field=fieldname)
+    close = difflib.get_close_matches(name, names, n=5)
+    hint = f"; closest: {', '.join(close)}" if close else ""
+    return SpecError(f"unknown {what} {name!r}{hint} ({len(names)} layers and blocks; "
+                     f"`paleosim summary {graph.source}` lists the layers)",
+                     source=graph.source, field=fieldname)
 
 
 def resolve_placement(graph: LayerGraph, strategy: ModelParallelSpec) -> dict[str, int]:
@@ -147,9 +165,9 @@ def resolve_placement(graph: LayerGraph, strategy: ModelParallelSpec) -> dict[st
 
     Raises
     ------
-    UnknownNameError
-        For a placement key that matches no layer or block (field ``strategy.placement.KEY``).
     SpecError
+        For a placement key that matches no layer or block (field ``strategy.placement.KEY``;
+        an ``UnknownNameError`` listing every name when the net has at most 40 of them).
         For keys of the same kind that put one layer on two devices, or a default placement
         (a ModelParallel copy ``@s``) beyond the devices (field ``strategy.workers``).
     """
@@ -194,10 +212,7 @@ def resolve_placement(graph: LayerGraph, strategy: ModelParallelSpec) -> dict[st
         out[layer.name] = 0 if workers == 1 else device
     for key, count in hits.items():
         if count == 0:
-            names = {layer.name for layer in graph.layers}
-            names |= {layer.block for layer in graph.layers if layer.block}
-            raise UnknownNameError("layer, block or pattern", key, sorted(names),
-                                   source=graph.source, field=f"strategy.placement.{key}")
+            raise _unknown("layer, block or pattern", key, graph, f"strategy.placement.{key}")
     return out
 
 
