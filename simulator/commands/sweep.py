@@ -80,19 +80,18 @@ def run(args) -> int:
         return 0
     out = Path(args.out) if args.out else Path("results") / Path(args.spec).stem
     show = args.progress if args.progress is not None else sys.stderr.isatty()
-    bar = ProgressBar(sys.stderr) if show else None
+    tally = Tally(ProgressBar(sys.stderr) if show else None)
     try:
         frame = run_sweep(spec, out_dir=out, executor=args.executor, jobs=args.jobs,
-                          scheduler=args.scheduler, progress=bar, retry_errors=args.retry_errors)
+                          scheduler=args.scheduler, progress=tally,
+                          retry_errors=args.retry_errors)
     except KeyboardInterrupt:
-        if bar is not None:
-            bar.close()
-        done = f"{bar.done} of {bar.total} points" if bar is not None and bar.total else "points"
-        print(f"paleosim: sweep interrupted: finished {done} are saved in {out / JOURNAL}; "
-              "run the same command again to compute only the missing ones", file=sys.stderr)
+        tally.close()
+        print(f"paleosim: sweep interrupted: {tally.done} of {tally.total} points finished, "
+              f"saved in {out / JOURNAL}; run the same command again to compute only the "
+              "missing ones", file=sys.stderr)
         return 130
-    if bar is not None:
-        bar.close()
+    tally.close()
     info = frame.attrs["sweep"]
     if args.format == "table":
         counts = frame["status"].value_counts()
@@ -106,6 +105,23 @@ def run(args) -> int:
     else:
         print(render(frame, args.format), end="")
     return 0
+
+
+class Tally:
+    """The progress callback: remembers the counts and forwards them to a bar, if any."""
+
+    def __init__(self, bar) -> None:
+        self.bar = bar
+        self.done = self.total = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+        if self.bar is not None:
+            self.bar(done, total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 class ProgressBar:

@@ -145,7 +145,6 @@ class ProcessExecutor:
         if exc_type is None:
             pool.shutdown(wait=True)
             return
-        pool.shutdown(wait=False, cancel_futures=True)
         _terminate_workers(pool)
 
     def map_unordered(self, tasks: Iterable[Task]) -> Iterator[list]:
@@ -164,12 +163,16 @@ class ProcessExecutor:
 
 
 def _terminate_workers(pool) -> None:
-    """Stop a pool's worker processes now rather than after their current task."""
+    """Cancel what has not started and stop the worker processes now, rather than after
+    their current task."""
     terminate = getattr(pool, "terminate_workers", None)  # Python >= 3.14
     if terminate is not None:
         terminate()
         return
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
+    # before 3.14 only the pool's private process table reaches them (shutdown clears it)
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
         try:
             process.terminate()
         except (OSError, AttributeError):

@@ -9,11 +9,14 @@ rerun reads it, keeps every finished ``point_id`` of the current grid, and runs 
 - Lines are never rewritten or removed: rows of points no longer in the spec (it changed) stay in
   the journal but not in the results, and come back if the spec does.
 - When a point appears twice (a rerun with ``retry_errors``), the last line wins.
-- While a sweep writes the journal it holds an exclusive lock on it (POSIX ``flock``), so two
-  sweeps cannot interleave rows in one folder.
+- While a sweep writes the journal it holds an exclusive lock on it (a POSIX record lock, which
+  belongs to the process: forked worker processes do not inherit it), so two sweeps cannot
+  interleave rows in one folder. Closing any descriptor of the file would drop such a lock,
+  so the journal is read through its one descriptor.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -49,7 +52,7 @@ class Journal:
 
     def read(self) -> dict[str, dict[str, Any]]:
         """Finished rows by ``point_id`` (last line wins); cuts off a torn last line."""
-        data = self.path.read_bytes()
+        data = _read_all(self._fd)
         complete = data.rfind(b"\n") + 1
         if complete < len(data):  # a torn tail from a kill mid-write
             os.ftruncate(self._fd, complete)
@@ -84,13 +87,27 @@ class Journal:
         os.fsync(self._fd)
 
 
+def _read_all(fd: int) -> bytes:
+    size = os.fstat(fd).st_size
+    chunks, offset = [], 0
+    while offset < size:
+        chunk = os.pread(fd, size - offset, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
 def _lock(fd: int, path: Path) -> None:
     try:
         import fcntl
     except ImportError:  # not POSIX: no lock
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EAGAIN):
+            raise
         raise SpecError("another sweep is writing to this folder; wait for it or choose "
                         "another --out", source=str(path)) from None
