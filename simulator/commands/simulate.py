@@ -28,8 +28,9 @@ def register(sub) -> None:
         "simulate", help="discrete-event simulation of training iterations",
         description="Simulate training as described by CONFIG, a JSON or YAML file with three "
                     "sections: workload (net, batch, dtype, optimizer), system (topology, device, "
-                    "cost_model) and strategy (kind: data_parallel | parameter_server, workers, "
-                    "...). See docs/CONFIG.md and experiments/configs/. Prints one row per worker "
+                    "cost_model) and strategy (kind: data_parallel | parameter_server | "
+                    "model_parallel | hybrid | parallel3d, workers, ...). See docs/CONFIG.md, "
+                    "docs/PARALLELISM.md and experiments/configs/. Prints one row per worker "
                     "count: iteration time, throughput, speedup and scaling efficiency against one "
                     "worker, compute and exposed communication time.")
     p.add_argument("config", metavar="CONFIG", help="simulation config (.json, .yaml)")
