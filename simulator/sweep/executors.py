@@ -111,9 +111,23 @@ class SerialExecutor:
             yield run_items(engine, seed, items, state)
 
 
+#: In a local worker process: the engine caches of its pool, which serves one sweep only.
+_pool_state: dict | None = None
+
+
+def run_pool_task(engine_name: str, seed: int,
+                  items: list[tuple[int, dict[str, Any]]]) -> list[tuple[int, dict[str, Any]]]:
+    """:func:`run_task` in a local worker, with caches kept across the tasks of one pool (a
+    net's costs are computed once per worker, not once per task)."""
+    state = _pool_state if _pool_state is not None else {}
+    return run_items(get_engine(engine_name), seed, items, state)
+
+
 def _worker_init() -> None:
-    """In each local worker: leave Ctrl-C to the parent (which stops the pool), and exit if
-    the parent dies (a SIGKILL gives it no chance to stop its workers)."""
+    """In each local worker: an empty cache, Ctrl-C left to the parent (which stops the pool),
+    and an exit if the parent dies (a SIGKILL gives it no chance to stop its workers)."""
+    global _pool_state
+    _pool_state = {}
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
 
@@ -151,7 +165,7 @@ class ProcessExecutor:
         from concurrent.futures import as_completed
         from concurrent.futures.process import BrokenProcessPool
 
-        futures = [self._pool.submit(run_task, *task) for task in tasks]
+        futures = [self._pool.submit(run_pool_task, *task) for task in tasks]
         try:
             for future in as_completed(futures):
                 yield future.result()
