@@ -1,6 +1,7 @@
 """Finding nets: a shipped net by name (``nets/*.json``, found from a clone or an installed wheel),
 a transformer preset by name (``workloads/presets/transformers.json``, generated on load), or a
-file by path (Paleo-format JSON, or a Caffe ``.prototxt`` through the importer)."""
+file by path (Paleo-format JSON, or a Caffe ``.prototxt`` or ONNX ``.onnx`` file through its
+importer)."""
 from __future__ import annotations
 
 from importlib import resources
@@ -10,7 +11,7 @@ from simulator.errors import UnknownNameError
 from workloads.graph import LayerGraph, build_graph
 from workloads.spec import parse_net, read_json
 
-NET_SUFFIXES = (".json", ".prototxt")
+NET_SUFFIXES = (".json", ".prototxt", ".onnx")
 
 
 def shipped_nets() -> tuple[str, ...]:
@@ -55,6 +56,9 @@ def load_net(name_or_path: str | Path, *, batch: int | None = None,
     if path.suffix == ".prototxt":
         from workloads.caffe import import_prototxt
         data = import_prototxt(path)
+    elif path.suffix == ".onnx":
+        from workloads.onnx import import_onnx
+        data = import_onnx(path, batch=batch)
     else:
         data = read_json(path)
     spec = parse_net(data, source=source)
