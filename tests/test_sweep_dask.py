@@ -54,3 +54,13 @@ def test_dask_from_the_command_line(cluster, tmp_path, capsys):
                  "--scheduler", cluster.scheduler_address, "--format", "csv"]) == 0
     table = pd.read_csv(io.StringIO(capsys.readouterr().out))
     assert table["workers"].tolist() == [1, 16] and (table["status"] == "ok").all()
+
+
+def test_an_unreachable_scheduler_is_one_clear_error():
+    import dask
+
+    from simulator.errors import PaleosimError
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        with pytest.raises(PaleosimError, match="cannot reach the Dask scheduler at "
+                                                "'tcp://127.0.0.1:9'"):
+            run_sweep(PALEO, executor="dask", scheduler="tcp://127.0.0.1:9")

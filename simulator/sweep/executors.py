@@ -213,7 +213,11 @@ class DaskExecutor:
         if isinstance(self.scheduler, distributed.Client):
             self._client = self.scheduler
         else:
-            self._client = distributed.Client(self.scheduler)
+            try:
+                self._client = distributed.Client(self.scheduler)
+            except (OSError, TimeoutError) as exc:
+                raise PaleosimError(f"cannot reach the Dask scheduler at {self.scheduler!r}: "
+                                    f"{one_line(str(exc))}") from None
             self._own_client = True
         if self.jobs is None:
             self.jobs = max(sum(self._client.nthreads().values()), 1)
