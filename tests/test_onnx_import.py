@@ -381,6 +381,10 @@ def test_a_reshape_across_the_batch_is_an_error(tmp_path):
                        [tensor("x", ["N", 4, 6, 6])], [unknown("y", 2)], [ints("t", -1, 72)])
     with pytest.raises(SpecError, match="'fold_batch' \\(Reshape\\).*changes the batch"):
         import_onnx(save(model, tmp_path), batch=3)
+    flat0 = make_model([helper.make_node("Flatten", ["x"], ["y"], name="flat0", axis=0)],
+                       [tensor("x", ["N", 4, 6, 6])], [unknown("y", 2)])
+    with pytest.raises(SpecError, match="'flat0' \\(Flatten\\).*folds the batch"):
+        import_onnx(flat0)  # at batch 1 too, where [1, 144] would look per-sample
 
 
 # ---------------------------------------------------------------------------------------------

@@ -153,8 +153,9 @@ class NodeCtx:
         return value
 
     def ints(self, key: str, length: int, default: Any = _NO, *, minimum: int = 1) -> list[int]:
-        value = list(self.attr(key, default))
-        if len(value) != length or any(not isinstance(v, int) or v < minimum for v in value):
+        value = self.attr(key, default)
+        if (not isinstance(value, (list, tuple)) or len(value) != length
+                or any(not isinstance(v, int) or v < minimum for v in value)):
             raise self.error(f"expected {length} integers >= {minimum} (only 2-D windows are "
                              "supported)" if length in (2, 4) else
                              f"expected {length} integers >= {minimum}", key, value)

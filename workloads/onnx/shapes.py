@@ -65,6 +65,8 @@ def _flatten(n: NodeCtx) -> Emit:
         raise n.error(f"axis out of range for a rank-{rank} input", "axis", axis)
     if axis < 0:
         axis += rank
+    if axis == 0:  # [1, N*...]: the batch folded into the features, at every batch but 1
+        raise n.error("Flatten with axis 0 folds the batch into the features", "axis", 0)
     return _reshaped(n, x.shape, [numel(x.shape[:axis]), numel(x.shape[axis:])])
 
 
