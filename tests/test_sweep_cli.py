@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 
 import pandas as pd
 import pytest
@@ -130,3 +131,31 @@ def test_dask_executor_needs_a_scheduler(spec_file, tmp_path, capsys):
     assert main(["sweep", str(spec_file), "--out", str(tmp_path / "o"),
                  "--executor", "dask"]) == 2
     assert "scheduler" in capsys.readouterr().err
+
+
+def test_tqdm_is_used_when_installed(monkeypatch):
+    import types
+
+    class FakeTqdm:
+        made = []
+
+        def __init__(self, **kwargs):
+            self.kwargs, self.n, self.closed = kwargs, kwargs.get("initial", 0), False
+            FakeTqdm.made.append(self)
+
+        def update(self, n):
+            self.n += n
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setitem(sys.modules, "tqdm", types.SimpleNamespace(tqdm=FakeTqdm))
+    stream = io.StringIO()
+    bar = ProgressBar(stream)
+    for done in (3, 5, 10):  # 3 points came from the journal
+        bar(done, 10)
+    bar.close()
+    (made,) = FakeTqdm.made
+    assert made.kwargs["total"] == 10 and made.kwargs["initial"] == 3
+    assert made.kwargs["file"] is stream
+    assert made.n == 10 and made.closed and stream.getvalue() == ""
