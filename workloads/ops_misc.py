@@ -12,8 +12,8 @@ from workloads.ops import (ZERO, Inferred, OpContext, Work, elementwise, element
 from workloads.ops_conv import BATCH_NORM_BWD_FLOPS, BATCH_NORM_FWD_FLOPS
 from workloads.ops_dense import SOFTMAX_FLOPS
 
-ACTIVATION_FLOPS = {"relu": 1, "relu6": 2, "sigmoid": 4, "tanh": 4, "gelu": 8, "silu": 5,
-                    "swish": 5, "identity": 0}
+ACTIVATION_FLOPS = {"relu": 1, "relu6": 2, "leaky_relu": 2, "elu": 3, "sigmoid": 4, "tanh": 4,
+                    "gelu": 8, "silu": 5, "swish": 5, "softplus": 4, "identity": 0}
 LRN_FLOPS_PER_WINDOW_ELEM = 2
 LRN_FLOPS_EXTRA = 5
 

@@ -12,8 +12,9 @@ from workloads import load_net
 
 def add_net_options(p) -> None:
     p.add_argument("net", metavar="NET",
-                   help="a shipped net name (see `paleosim nets`) or a path to a Paleo-format "
-                        ".json or Caffe .prototxt file")
+                   help="a shipped net or transformer preset name (see `paleosim nets`, "
+                        "`paleosim nets --transformers`) or a path to a Paleo-format .json, Caffe "
+                        ".prototxt or ONNX .onnx file")
     p.add_argument("--allow-unknown-layers", action="store_true",
                    help="treat unknown layer types as Paleo does (output = input shape, no cost) "
                         "instead of failing")
