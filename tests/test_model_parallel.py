@@ -424,3 +424,18 @@ def test_simulate_command_runs_a_hybrid_scaling(tmp_path, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["workers"] for r in rows] == [1, 2] and rows[0]["speedup"] == 1.0
     assert [r["global_batch"] for r in rows] == [32, 64]
+
+
+def test_each_device_holds_the_memory_of_its_own_layers():
+    graph = load_net("vgg16", batch=8)
+    result = simulate(WorkloadSpec(net="vgg16", batch=8), SystemSpec(topology="k20_server"),
+                      ModelParallelSpec(workers=2, placement={"conv4_1..": 1}))
+    table = result.tables["memory"].set_index("rank")
+    names = [layer.name for layer in graph.layers]
+    second = set(names[names.index("conv4_1"):])
+    params = {0: 0, 1: 0}
+    for layer in graph.layers:
+        params[1 if layer.name in second else 0] += layer.params
+    for rank in (0, 1):
+        assert table.loc[rank, "weights_bytes"] == 4 * params[rank]  # fp32 weights
+    assert result.metrics["peak_memory_bytes"] == table["total_bytes"].max()

@@ -49,6 +49,8 @@ from simulator.costmodel import DTYPE_BYTES
 from simulator.errors import SpecError, UnknownNameError
 from simulator.specs import WorkloadSpec
 from simulator.strategies.common import CostCache
+from simulator.memory.breakdown import training_memory
+from simulator.memory.table import memory_table
 from simulator.strategies.registry import Compiled, register
 from simulator.taskgraph import TaskGraph
 from workloads.graph import Layer, LayerGraph, build_graph
@@ -306,8 +308,13 @@ def compile_model_parallel(workload: WorkloadSpec, cluster: Cluster,
         _emit_backward(tg, graph, device, index, costs, nbytes, it)
         ends[it] = [tg.compute(r, update_s[r], name="optimizer", phase="update", iteration=it)
                     for r in used]
+    memory = memory_table(
+        (r, nodes[r], cluster.device_of(nodes[r]),
+         training_memory([layer for i, layer in enumerate(layers) if device[i] == r],
+                         dtype=workload.dtype, optimizer=workload.optimizer))
+        for r in range(w))
     return Compiled(taskgraph=tg, rank_nodes=nodes, global_batch=workload.batch,
-                    iteration_ops=ends, extra={"placement": placed})
+                    iteration_ops=ends, extra={"placement": placed, "memory": memory})
 
 
 def _emit_forward(tg: TaskGraph, layers: Sequence[Layer], device: list[int],
