@@ -439,3 +439,13 @@ def test_each_device_holds_the_memory_of_its_own_layers():
     for rank in (0, 1):
         assert table.loc[rank, "weights_bytes"] == 4 * params[rank]  # fp32 weights
     assert result.metrics["peak_memory_bytes"] == table["total_bytes"].max()
+
+
+def test_hybrid_workers_hold_the_conv_stage_and_their_fc_split():
+    result = simulate(WorkloadSpec(net="alexnet_owt_4gpu", batch=128),
+                      SystemSpec(topology="k20_server"), HybridSpec(workers=4, fc_batch="all"))
+    table = result.tables["memory"]
+    graph = load_net("alexnet_owt_4gpu", batch=128)
+    dp = sum(layer.params for layer in graph.layers if layer.split is None)
+    mp = sum(layer.params for layer in graph.layers if layer.split == 0)
+    assert set(table["weights_bytes"]) == {4 * (dp + mp)}  # fp32, every worker alike

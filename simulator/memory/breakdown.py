@@ -55,6 +55,15 @@ class MemoryBreakdown:
     def total(self) -> float:
         return sum(getattr(self, name) for name in COMPONENTS)
 
+    def __add__(self, other: "MemoryBreakdown") -> "MemoryBreakdown":
+        """Two sets of layers on one rank: states and activations add; transient workspaces are
+        not live at once, so the larger one counts."""
+        return MemoryBreakdown(weights=self.weights + other.weights,
+                               gradients=self.gradients + other.gradients,
+                               optimizer=self.optimizer + other.optimizer,
+                               activations=self.activations + other.activations,
+                               workspace=max(self.workspace, other.workspace))
+
     def as_dict(self) -> dict[str, float]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
