@@ -7,6 +7,7 @@ from typing import Any
 
 from simulator.strategies.model_parallel import is_input
 
+
 def emit_all(b, it: int) -> list[int]:
     """One iteration with the MP layers on all K*B examples at once."""
     fwd: dict[tuple[int, int], int] = {}
