@@ -17,7 +17,7 @@ from __future__ import annotations
 from simulator.cluster import Cluster
 from simulator.engine import execute
 from simulator.network import Network
-from simulator.strategies.programs import Collective
+from simulator.strategies.programs import Collective, CommBlock
 from simulator.taskgraph import TaskGraph
 
 
@@ -27,8 +27,13 @@ def tp_collective_keys(s, programs, gather) -> set[tuple[str, float, tuple[int, 
     p = s.pp
     for k in range(p):
         first = s.rank(k, 0, 0)
-        comms = {(step.collective, step.nbytes) for prog in programs[first]
-                 for step in (*prog.forward, *prog.backward) if type(step) is Collective}
+        comms = set()
+        for prog in programs[first]:
+            for step in (*prog.forward, *prog.backward):
+                if type(step) is Collective:
+                    comms.add((step.collective, step.nbytes))
+                elif type(step) is CommBlock:
+                    comms.update(step.collectives)
         chunks = {c * p + k for c in range(s.chunks)}
         for j, nbytes in enumerate(gather):
             # boundary j -> j+1: forward arrives at stage j+1, backward at stage j

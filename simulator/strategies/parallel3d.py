@@ -82,7 +82,7 @@ def compile_parallel3d(workload: WorkloadSpec, cluster: Cluster, strategy: Paral
             programs_by[device.name] = [
                 build_program(graph, [units[u].layers for u in stage_units[j]], stage_units[j],
                               plan, lt, recompute=again, recompute_comm=s.recompute == "full",
-                              grad_bytes=grad_bytes, fuse=s.fuse_compute, unit_marks=marks)
+                              grad_bytes=grad_bytes, granularity=s.granularity, unit_marks=marks)
                 for j in range(V)]
     programs = []
     for r, device in enumerate(devices):

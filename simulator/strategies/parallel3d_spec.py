@@ -39,6 +39,7 @@ from typing import Any
 
 from simulator.errors import SpecError, UnknownNameError
 from simulator.strategies.partition import PARTITIONS
+from simulator.strategies.programs import GRANULARITIES
 from simulator.strategies.schedules import SCHEDULES
 
 RECOMPUTE = ("full", "none", "selective")
@@ -105,8 +106,12 @@ class Parallel3DSpec:
         after the pipeline flush.
     bucket_bytes : float
         Gradient bucket size for ``overlap_dp`` and ZeRO-2.
-    fuse_compute : bool
-        Merge consecutive compute operations of a pass (see :mod:`~simulator.strategies.programs`).
+    granularity : {"layer", "fused", "pass"}
+        Operations per pass (:mod:`~simulator.strategies.programs`): one per layer and phase;
+        consecutive compute merged between collectives; or one compute operation per kind of
+        work and one for its tensor-parallel collectives (needs ``tp_comm: isolated`` when
+        ``tp > 1``, and no dependency inside a pass: no ``overlap_dp``, no ZeRO-3). Pass ends,
+        and so every metric, are the same at every granularity.
     iterations : int
         Training iterations to simulate.
     """
@@ -132,7 +137,7 @@ class Parallel3DSpec:
     dp_algorithm: str = "ring"
     overlap_dp: bool = False
     bucket_bytes: float = 25e6
-    fuse_compute: bool = False
+    granularity: str = "layer"
     iterations: int = 2
 
     def __post_init__(self) -> None:
@@ -180,10 +185,19 @@ class Parallel3DSpec:
             raise SpecError("stage_layers is only for partition 'explicit'",
                             field="strategy.stage_layers", value=self.stage_layers)
         _choice(self.recompute, "recompute", RECOMPUTE)
-        for name in ("sequence_parallel", "scatter_gather", "tp_inside_server", "overlap_dp",
-                     "fuse_compute"):
+        for name in ("sequence_parallel", "scatter_gather", "tp_inside_server", "overlap_dp"):
             _bool(getattr(self, name), name)
         _choice(self.tp_comm, "tp_comm", TP_COMM)
+        _choice(self.granularity, "granularity", GRANULARITIES)
+        if self.granularity == "pass":
+            if self.tp > 1 and self.tp_comm != "isolated":
+                raise SpecError("granularity 'pass' merges tensor-parallel collectives, which "
+                                "needs tp_comm: isolated", field="strategy.granularity",
+                                value=self.granularity)
+            if self.overlap_dp or self.zero_stage == 3:
+                raise SpecError("granularity 'pass' hides the points inside a pass that "
+                                "overlap_dp and ZeRO-3 depend on; use 'fused'",
+                                field="strategy.granularity", value=self.granularity)
         if isinstance(self.zero_stage, bool) or self.zero_stage not in (0, 1, 2, 3):
             raise SpecError("must be 0, 1, 2 or 3", field="strategy.zero_stage",
                             value=self.zero_stage)

@@ -37,7 +37,7 @@ class PipelineSpec:
     dp_algorithm: str = "ring"
     overlap_dp: bool = False
     bucket_bytes: float = 25e6
-    fuse_compute: bool = False
+    granularity: str = "layer"
     iterations: int = 2
 
     def __post_init__(self) -> None:

@@ -29,7 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from simulator.strategies.programs import Collective, Compute, StageProgram, UnitMark
+from simulator.strategies.programs import (Collective, CommBlock, Compute, StageProgram,
+                                          UnitMark)
 from simulator.strategies.schedules import Action
 from simulator.taskgraph import TaskGraph
 
@@ -73,6 +74,7 @@ class Emitter:
         self.state = [RankState() for _ in range(s.workers)]
         self.recv: dict[tuple[str, int, int], list[int]] = {}
         self.iteration_ends: dict[int, list[int]] = {}
+        self._blocks: dict = {}
         self.homogeneous = [all(plan.programs[r] is plan.programs[ranks[0]] for r in ranks)
                             for ranks in self.ranks]
 
@@ -189,9 +191,35 @@ class Emitter:
                             last[n] = did
                             if collect:
                                 ids[n].append(did)
+            elif kind is CommBlock:  # isolated collectives back to back, as one stand-in
+                alg = self.s.tp_algorithm
+                nbytes = float(sum(b for _, b in step.collectives))
+                kinds = {c for c, _ in step.collectives}
+                label = kinds.pop() if len(kinds) == 1 else "mixed"
+                for g in range(self.dp):
+                    lo, hi = g * tp, (g + 1) * tp
+                    group = tuple(ranks[lo:hi])
+                    seconds = self._block_seconds(step, group)
+                    for n in range(lo, hi):
+                        did = tg.delay(ranks[n], seconds, deps=pending[n], stream="compute",
+                                       name=step.name, phase=step.phase, microbatch=mb,
+                                       iteration=it, nbytes=nbytes, collective=label,
+                                       algorithm=alg)
+                        pending[n] = ()
+                        last[n] = did
+                        if collect:
+                            ids[n].append(did)
             else:  # UnitMark: ZeRO-3 gathers parameters before a unit, scatters gradients after
                 self._zero3(it, mb, k, step, forward, pending, last, unit_end, done_units)
         return last, ids
+
+    def _block_seconds(self, step: CommBlock, group: tuple[int, ...]) -> float:
+        key = (step, group)
+        hit = self._blocks.get(key)
+        if hit is None:
+            prices = self.plan.prices
+            hit = self._blocks[key] = sum(prices[(c, b, group)] for c, b in step.collectives)
+        return hit
 
     def _zero3(self, it, mb, k, mark: UnitMark, forward, pending, last, unit_end, done_units):
         tg, tp, dp = self.tg, self.tp, self.dp

@@ -8,7 +8,9 @@ every rank of the stage:
 - ``Collective(collective, nbytes, name, phase)``: a tensor-parallel collective over the rank's
   tensor-parallel group, on the compute stream (it is on the critical path);
 - ``UnitMark(unit, start)``: the start or end of a partition unit (only when ZeRO-3 gathers and
-  scatters parameters unit by unit).
+  scatters parameters unit by unit);
+- ``CommBlock(collectives, name, phase)``: several tensor-parallel collectives run back to back
+  (``granularity='pass'`` only).
 
 Forward: each layer's forward, with the collectives of :mod:`~simulator.strategies.tensor_parallel`
 before and after it. Backward, unit by unit from the last: the unit's recomputation (phase
@@ -17,9 +19,19 @@ collectives included, as Megatron-LM's checkpointed layers re-run their forward;
 ``selective`` the attention cores only, Korthikanti et al. 2022, section 5), then each layer's
 backward-data and backward-filter in reverse order with its collectives.
 
-``fuse=True`` merges consecutive compute operations of the same kind (forward, recompute,
-backward) into one operation of the summed duration and FLOPs: the engine would run them back to
-back anyway, so the timeline keeps its shape at a fraction of the operations.
+Granularity (``GRANULARITIES``):
+
+- ``layer``: one compute operation per layer and phase.
+- ``fused``: consecutive compute operations of the same kind (forward, recompute, backward)
+  between two collectives become one operation of the summed duration and FLOPs: the engine
+  would run them back to back anyway, so every time in the timeline but the inner layer
+  boundaries is unchanged, at a fraction of the operations.
+- ``pass``: for each kind of work in a pass (forward; recompute; backward) one compute operation,
+  then one ``CommBlock`` holding all the pass's tensor-parallel collectives (phase
+  ``tp_forward`` or ``tp_backward``, recomputation's included). When those collectives are
+  fixed-duration stand-ins (``tp_comm='isolated'``) and nothing depends on a point inside a pass,
+  the pass starts and ends at the same instants as with ``layer``; only the order inside the
+  pass is lost. The compiler allows it only then.
 """
 from __future__ import annotations
 
@@ -45,6 +57,15 @@ class Collective(NamedTuple):
 class UnitMark(NamedTuple):
     unit: int
     start: bool
+
+
+class CommBlock(NamedTuple):
+    collectives: tuple[tuple[str, float], ...]
+    name: str
+    phase: str
+
+
+GRANULARITIES = ("fused", "layer", "pass")
 
 
 @dataclass
@@ -150,13 +171,14 @@ def _merge(entries: list[Entry]) -> Entry:
 
 def build_program(graph, units: Sequence[Sequence[int]], unit_ids: Sequence[int],
                   plan: Sequence[TPLayer], times: LayerTimes, *, recompute: Sequence[bool],
-                  recompute_comm: bool, grad_bytes: Sequence[float], fuse: bool,
+                  recompute_comm: bool, grad_bytes: Sequence[float], granularity: str,
                   unit_marks: bool) -> StageProgram:
     """The programs of a virtual stage made of ``units`` (layer index lists), ``unit_ids`` their
     indices among all units; ``recompute[i]`` says whether layer i's forward is re-run before
     its backward, ``recompute_comm`` whether the re-run repeats its tensor-parallel collectives
     (full recomputation does, selective recomputation of attention cores has none)."""
     layers = graph.layers
+    fuse = granularity != "layer"
     prog = StageProgram(layers=tuple(i for u in units for i in u), units=tuple(unit_ids))
     fwd = _Builder(fuse)
     for uid, unit in zip(unit_ids, units):
@@ -193,7 +215,37 @@ def build_program(graph, units: Sequence[Sequence[int]], unit_ids: Sequence[int]
     prog.backward = bwd.finish(layers[prog.layers[-1]].name, "backward_data")
     prog.backward_ops = bwd.ops
     prog.grad_ready = bwd.ready
+    if granularity == "pass":
+        prog.forward = by_pass(prog.forward)
+        prog.backward = by_pass(prog.backward)
+        prog.forward_ops, prog.backward_ops = len(prog.forward), len(prog.backward)
+        end = prog.backward_ops - 1
+        prog.grad_ready = [(layer, end, b) for layer, _, b in prog.grad_ready]
     return prog
+
+
+def by_pass(steps: list) -> list:
+    """``steps`` regrouped: one compute step holding one summed operation per kind of work
+    (forward, recompute, backward, in the order they first appear), then one
+    :class:`CommBlock` of every collective of the pass."""
+    compute: dict[str, list[Entry]] = {}
+    comms: list[tuple[str, float]] = []
+    first = None
+    for step in steps:
+        if type(step) is Compute:
+            for entry in step.template:
+                compute.setdefault(_kind(entry[2]), []).append(entry)
+        elif type(step) is Collective:
+            comms.append((step.collective, step.nbytes))
+            first = first or step
+        else:  # pragma: no cover - the compiler refuses 'pass' with ZeRO-3 unit marks
+            raise ValueError("granularity 'pass' cannot hold unit marks")
+    out: list = [Compute(tuple(_merge(entries) for entries in compute.values()))]
+    if comms:
+        kinds = {_kind(e[2]) for entries in compute.values() for e in entries}
+        phase = "tp_backward" if "backward" in kinds else first.phase
+        out.append(CommBlock(tuple(comms), f"{first.name}+{len(comms) - 1}", phase))
+    return out
 
 
 def _forward(builder: _Builder, layers, indices, plan, times, phase: str, comm_phase: str, *,
