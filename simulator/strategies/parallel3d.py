@@ -9,10 +9,11 @@ turns them into per-rank work: the microbatch size, the tensor-parallel plan
 ``docs/PARALLELISM.md`` for the model and its limits.
 
 Per-rank compute: each layer's phase time at the microbatch size. A tensor-parallel layer does
-``1/tp`` of its work (FLOPs and bytes); with the roofline (any cost model with ``work_time_s``)
-that reduced work is re-costed, so a split layer that becomes memory-bound or falls below the
-device's efficiency knee is timed as such, rather than at ``1/tp`` of its time; other cost models
-(measured or learned per-layer times) get ``1/tp`` of the layer's time.
+``1/tp`` of its work (FLOPs and bytes). A cost model with ``work_time_s`` (the roofline) prices
+that reduced work itself, so a model that is not linear in the work would time the smaller
+product as such; the roofline is linear (``max(F/P, B/W)`` scales with the work), so there it is
+exactly ``1/tp`` of the layer's time. Cost models that only know whole layers (measured or
+learned per-layer times, Paleo's) get ``1/tp`` of the layer's time.
 """
 from __future__ import annotations
 
