@@ -25,10 +25,11 @@ from simulator.strategies.common import CostCache
 from simulator.strategies.parallel3d_spec import Parallel3DSpec
 from simulator.strategies.partition import partition_units, split_units
 from simulator.strategies.pipeline_emit import Emitter, Plan
-from simulator.strategies.programs import Collective, LayerTimes, build_program
+from simulator.strategies.programs import LayerTimes, build_program
 from simulator.strategies.registry import Compiled, register
 from simulator.strategies.schedules import emission_order, schedule
-from simulator.strategies.tensor_parallel import local_params, tensor_parallel_plan
+from simulator.memory.states import local_layer_params
+from simulator.strategies.tensor_parallel import tensor_parallel_plan
 from simulator.taskgraph import TaskGraph
 from workloads.ops import PHASES, Work
 
@@ -70,7 +71,9 @@ def compile_parallel3d(workload: WorkloadSpec, cluster: Cluster, strategy: Paral
         for u in ids:
             for i in units[u].layers:
                 stage_of[i] = j
-    grad_bytes = [local_params(layer, s.tp, graph.source) * dtype_bytes for layer in graph.layers]
+    # parameters held by one tensor-parallel rank (the memory model's count: split layers hold
+    # 1/tp, row-parallel biases and unsplit layers whole)
+    grad_bytes = [local_layer_params(layer, s.tp) * dtype_bytes for layer in graph.layers]
     tied = _tied(graph, stage_of, grad_bytes, s.pp)
     for owner, user, nbytes in tied:  # the last stage keeps its own copy of tied weights
         if owner % s.pp != user % s.pp:
@@ -232,7 +235,7 @@ def _tied(graph, stage_of, grad_bytes, pp) -> list[tuple[int, int, float]]:
     index = {layer.name: i for i, layer in enumerate(graph.layers)}
     out = []
     for i, layer in enumerate(graph.layers):
-        owner = layer.attrs.get("tied_to") if hasattr(layer, "attrs") else None
+        owner = layer.attrs.get("tied_to")
         if owner and owner in index:
             out.append((stage_of[index[owner]], stage_of[i], grad_bytes[index[owner]]))
     return out
@@ -267,4 +270,4 @@ def _check_tp_groups(cluster: Cluster, nodes, s: Parallel3DSpec) -> None:
 
 
 __all__ = ["Parallel3DSpec", "compile_parallel3d", "microbatching", "layer_times",
-           "recomputed", "boundary_bytes", "Collective"]
+           "recomputed", "boundary_bytes"]

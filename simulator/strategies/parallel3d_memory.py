@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from simulator.strategies.tensor_parallel import local_params
+from simulator.memory.states import local_params
 
 
 def memory_table_3d(workload, cluster, nodes, s, graph, units, stage_units, programs, m, *,
@@ -23,7 +23,7 @@ def memory_table_3d(workload, cluster, nodes, s, graph, units, stage_units, prog
     for k in range(s.pp):
         layers = [graph.layers[i] for c in range(s.chunks)
                   for u in stage_units[c * s.pp + k] for i in units[u].layers]
-        params = sum(local_params(layer, s.tp, graph.source) for layer in layers)
+        params = local_params(layers, tp=s.tp)
         params += extra_params.get(k, 0.0)
         in_flight = in_flight_microbatches(s.schedule, s.pp, k, m, s.chunks)
         per_stage.append(training_memory(

@@ -221,6 +221,11 @@ class Parallel3DSpec:
                                            list(valid), field=f"strategy.{name}")
 
     @property
+    def scaling(self) -> str:
+        """Always ``strong``: ``workload.batch`` is the global batch, whatever the worker count."""
+        return "strong"
+
+    @property
     def virtual_stages(self) -> int:
         """``pp * chunks``: the pieces the model is cut into."""
         return self.pp * self.chunks

@@ -46,6 +46,11 @@ class PipelineSpec:
         object.__setattr__(self, "dp", full.dp)
         object.__setattr__(self, "stage_layers", full.stage_layers)
 
+    @property
+    def scaling(self) -> str:
+        """Always ``strong``: ``workload.batch`` is the global batch."""
+        return "strong"
+
     def as_parallel3d(self) -> Parallel3DSpec:
         """The same strategy as a ``parallel3d`` spec with ``tp = 1``."""
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

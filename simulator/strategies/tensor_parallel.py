@@ -168,18 +168,6 @@ def tensor_parallel_plan(graph: LayerGraph, tp: int, *, sequence_parallel: bool 
     return plan
 
 
-def local_params(layer, tp: int, source: str) -> float:
-    """Parameters of ``layer`` held by one of ``tp`` ranks (split layers hold ``1/tp``; the bias
-    of a row-parallel layer is added after the reduction, so every rank holds it whole)."""
-    kind = tensor_parallel_kind(layer, source) if tp > 1 else None
-    if kind is None or not layer.params:
-        return float(layer.params)
-    if kind == "row" and layer.attrs.get("bias"):
-        bias = int(layer.attrs.get("out_features", 0) or 0)
-        return (layer.params - bias) / tp + bias
-    return layer.params / tp
-
-
 def _single_parent(layer, source: str) -> str:
     if len(layer.parents) != 1:
         raise SpecError("a column-parallel layer must have exactly one parent", source=source,
