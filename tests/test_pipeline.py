@@ -301,3 +301,15 @@ def test_same_inputs_same_timeline(chain):
     b = run(chain, system, batch=16, pp=4, dp=4, microbatches=4, overlap_dp=True)
     pd.testing.assert_frame_equal(a.ops, b.ops)
     assert a.metrics == b.metrics
+
+
+def test_granularity_changes_the_operations_not_the_times(chain, ideal):
+    kw = dict(batch=16, pp=4, dp=2, microbatches=8, recompute="full", partition="uniform",
+              iterations=2)
+    results = {g: run(chain, ideal, granularity=g, **kw) for g in ("layer", "fused", "pass")}
+    times = {g: r.metrics["iteration_s"] for g, r in results.items()}
+    assert times["fused"] == pytest.approx(times["layer"], rel=1e-12)
+    assert times["pass"] == pytest.approx(times["layer"], rel=1e-12)
+    assert len(results["pass"].ops) < len(results["fused"].ops) < len(results["layer"].ops)
+    compute = {g: r.metrics["compute_s"] for g, r in results.items()}
+    assert compute["pass"] == pytest.approx(compute["layer"], rel=1e-12)
