@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "simulator.commands.paleo",
     "simulator.commands.topology",
     "simulator.commands.sweep",
+    "simulator.commands.validate",
 )
 
 
