@@ -269,3 +269,36 @@ def test_same_inputs_same_results_bit_for_bit(gpt):
     pd.testing.assert_frame_equal(a.ops, b.ops)
     assert a.metrics == b.metrics
     assert parallel_metrics(a) == parallel_metrics(b)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(tp=2, pp=2, dp=2, microbatches=4, schedule="interleaved", chunks=2, overlap_dp=True),
+    dict(tp=2, pp=2, dp=2, microbatches=2, schedule="gpipe", zero_stage=1, recompute="full"),
+    dict(tp=4, pp=2, microbatches=4, sequence_parallel=True, granularity="fused"),
+    dict(tp=2, dp=4, microbatches=2, zero_stage=3, recompute="selective"),
+    dict(tp=2, dp=4, microbatches=3, zero_stage=2, overlap_dp=True, granularity="fused"),
+    dict(pp=2, dp=2, microbatches=4, schedule="interleaved", chunks=2, tp_comm="isolated"),
+    dict(tp=2, pp=2, dp=2, microbatches=2, tp_comm="isolated", granularity="pass",
+         scatter_gather=False),
+])
+def test_every_layer_runs_once_per_microbatch_on_every_replica(gpt, kw):
+    """Work is conserved: summed over ranks, each pass's FLOPs are dp x m microbatches' worth,
+    layers replicated over the tensor-parallel group counting once per rank."""
+    m, tp, dp = kw["microbatches"], kw.get("tp", 1), kw.get("dp", 1)
+    b = 2
+    result = run(gpt, batch=dp * m * b, system=TWO_SERVERS, iterations=2, **kw)
+    graph = build_graph(gpt_dict(), batch=b)
+    sp = kw.get("sequence_parallel", False)
+
+    def copies(layer):
+        split = layer.fields.get("tensor_parallel") or layer.type in ("Activation", "Softmax")
+        return 1 if split or sp else tp
+    ops = result.ops[(result.ops["iteration"] == 1) & (result.ops["kind"] == "compute")]
+    for phases, work in ((("forward",), ("forward",)),
+                         (("backward_data", "backward_filter", "backward"),
+                          ("backward_data", "backward_filter"))):
+        expected = dp * m * sum(copies(layer) * sum(layer.work[p].flops for p in work)
+                                for layer in graph.layers)
+        assert ops[ops["phase"].isin(phases)]["flops"].sum() == pytest.approx(expected,
+                                                                            rel=1e-9)
+    assert len(result.iterations) == 2

@@ -88,7 +88,7 @@ class Emitter:
         self._finish(it)
 
     def _action(self, it: int, k: int, a: Action) -> None:
-        tg, tp, s = self.tg, self.tp, self.s
+        tp, s = self.tp, self.s
         j = a.chunk * self.p + k
         mb = a.microbatch
         ranks = self.ranks[k]
