@@ -51,7 +51,7 @@ def one(args: argparse.Namespace) -> dict:
             "operations": len(result.taskgraph.ops), "timeline_rows": len(result.ops),
             "flows": len(result.flows), "engine_events": result.metrics["engine_events"],
             "simulated_iteration_s": result.metrics["iteration_s"],
-            "bubble_fraction": extra["bubble_fraction"],
+            "bubble_fraction": extra["bubble_fraction"], "pipeline_s": extra["pipeline_s"],
             "model_tflops_per_gpu": extra["model_tflops_per_gpu"],
             "peak_memory_GiB": result.metrics["peak_memory_bytes"] / 2 ** 30}
 
@@ -83,7 +83,8 @@ def main() -> int:
           f"iteration(s); peak RSS {row['peak_rss_MiB']:.0f} MiB")
     print(f"  {row['operations']} operations, {row['flows']} flows, "
           f"{row['engine_events']} engine events")
-    print(f"  simulated: iteration {row['simulated_iteration_s']:.3f} s, bubble "
+    print(f"  simulated: iteration {row['simulated_iteration_s']:.3f} s (pipeline "
+          f"{row['pipeline_s']:.3f} s), bubble "
           f"{row['bubble_fraction']:.3f}, {row['model_tflops_per_gpu']:.1f} model TFLOP/s per "
           f"GPU, peak device memory {row['peak_memory_GiB']:.1f} GiB")
     return 0
