@@ -302,3 +302,18 @@ def test_every_layer_runs_once_per_microbatch_on_every_replica(gpt, kw):
         assert ops[ops["phase"].isin(phases)]["flops"].sum() == pytest.approx(expected,
                                                                             rel=1e-9)
     assert len(result.iterations) == 2
+
+
+def test_replicas_on_different_gpus_run_at_their_own_speed(gpt, tmp_path):
+    graph = topologies.single_switch(servers=2, server="dgx_a100")
+    for node, attrs in graph.nodes(data=True):
+        if attrs.get("role") == "gpu" and attrs.get("server") == 1:
+            attrs["device"] = "V100-SXM3"
+    path = tmp_path / "mixed.json"
+    topologies.save(graph, path)
+    # tp=8 x dp=2: replica 0 on the A100 server, replica 1 on the V100 one
+    result = run(gpt, batch=8, tp=8, dp=2, microbatches=2, system=SystemSpec(topology=str(path)))
+    forward = result.ops[result.ops["phase"] == "forward"]
+    seconds = (forward["end_s"] - forward["start_s"]).groupby(forward["rank"]).sum()
+    assert seconds.loc[8:].min() > seconds.loc[:7].max()
+    assert (result.devices["device"] == "V100-SXM3").sum() == 8

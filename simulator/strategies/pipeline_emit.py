@@ -75,8 +75,10 @@ class Emitter:
         self.recv: dict[tuple[str, int, int], list[int]] = {}
         self.iteration_ends: dict[int, list[int]] = {}
         self._blocks: dict = {}
-        self.homogeneous = [all(plan.programs[r] is plan.programs[ranks[0]] for r in ranks)
-                            for ranks in self.ranks]
+        # whether every rank of a device replays the very same programs (one device type)
+        self.homogeneous = [all(all(a is b for a, b in zip(plan.programs[r],
+                                                           plan.programs[ranks[0]]))
+                                for r in ranks) for ranks in self.ranks]
 
     # -- one iteration ---------------------------------------------------------------------
     def iteration(self, it: int, actions: list[list[Action]],
