@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
-from simulator.commands._output import FORMATS, render
+from simulator.commands._output import FORMATS, render, write_atomic
+from simulator.errors import SpecError
 from simulator.sweep import EXECUTORS, JOURNAL, load_sweep, plan_sweep, run_sweep
+from simulator.trace import chrome_trace
 
 DESCRIPTION = """\
 Run every point of a sweep: a base configuration plus a grid of axes (YAML or JSON; see
@@ -23,7 +26,12 @@ Results go to DIR: rows.jsonl (the journal, one line per finished point, flushed
 finish), results.csv and results.parquet (if pyarrow or fastparquet is installed), and the spec.
 After Ctrl-C (exit code 130) or a kill, run the same command again: it computes only the missing
 points. An infeasible configuration (out of memory, more workers than GPUs...) is a flagged row,
-not a failure of the sweep. Exit codes: 0 done, 2 bad spec, 130 interrupted."""
+not a failure of the sweep. Exit codes: 0 done, 2 bad spec, 130 interrupted.
+
+--plot PATH draws the table (throughput and scaling efficiency against workers, one line per
+combination of the other axes; needs `pip install 'paleosim[plot]'`); --trace PATH writes the
+timeline of the point with the most workers (the first such in grid order that ran ok), run
+again, as a Chrome trace for https://ui.perfetto.dev or chrome://tracing."""
 
 SUMMARY_COLUMNS = ("status", "iteration_s", "samples_per_s", "speedup", "scaling_efficiency",
                    "reason")
@@ -53,6 +61,13 @@ def register(sub) -> None:
                    help="run again the journal's points whose status is error")
     p.add_argument("--dry-run", action="store_true",
                    help="validate the spec and list its points without running them")
+    p.add_argument("--plot", metavar="PATH", default=None,
+                   help="also draw the table into PATH (.png, .svg or .pdf): throughput and "
+                        "scaling efficiency against workers, a line per combination of the "
+                        "other axes (needs matplotlib: pip install 'paleosim[plot]')")
+    p.add_argument("--trace", metavar="PATH", default=None,
+                   help="also write a Chrome trace (Perfetto, chrome://tracing) of the point "
+                        "with the most workers (engine simulate; it is simulated again)")
     p.set_defaults(func=run)
 
 
@@ -78,6 +93,12 @@ def run(args) -> int:
                   + (" (worker count 1 added for speedups)" if plan.added_baseline else ""))
         print(render(frame, args.format), end="")
         return 0
+    if args.trace and spec.engine != "simulate":
+        raise SpecError("a timeline needs engine: simulate (Paleo's estimate has none)",
+                        field="--trace", value=args.trace)
+    if args.plot:  # before the sweep runs, not after
+        from simulator.plots import import_matplotlib
+        import_matplotlib()
     out = Path(args.out) if args.out else Path("results") / Path(args.spec).stem
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     tally = Tally(ProgressBar(sys.stderr) if show else None)
@@ -104,7 +125,37 @@ def run(args) -> int:
         print(render(frame[columns], "table"), end="")
     else:
         print(render(frame, args.format), end="")
+    notes = []
+    if args.plot:
+        from simulator.plots import save_figure, sweep_figure
+        save_figure(sweep_figure(frame, list(spec.grid), title=info["name"]), args.plot)
+        notes.append(f"# plot: {args.plot}")
+    if args.trace:
+        point = largest_point(spec, frame)
+        write_atomic(args.trace, json.dumps(chrome_trace(simulate_point(spec, point))))
+        where = ", ".join(f"{k}={v}" for k, v in point.inputs.items())
+        notes.append(f"# trace: {args.trace} (point {point.point_id}: {where})")
+    for note in notes:  # csv and json keep stdout to the table
+        print(note, file=sys.stdout if args.format == "table" else sys.stderr)
     return 0
+
+
+def largest_point(spec, frame):
+    """The sweep point with the most workers that ran ok (the first in grid order)."""
+    ok = set(frame.loc[frame["status"] == "ok", "point_id"])
+    points = [p for p in plan_sweep(spec).points if p.point_id in ok]
+    if not points:
+        raise SpecError("no point ran ok, so there is no timeline to write", field="--trace")
+    most = max(p.workers for p in points)
+    return next(p for p in points if p.workers == most)
+
+
+def simulate_point(spec, point):
+    """The :class:`~simulator.simulate.SimResult` of one point of a ``simulate`` sweep."""
+    from simulator.config import config_from_dict
+    from simulator.simulate import simulate
+    cfg = config_from_dict(point.config, source=None)
+    return simulate(cfg.workload, cfg.system, cfg.strategy, seed=spec.seed)
 
 
 class Tally:
