@@ -69,6 +69,13 @@ def run_specs(specs: Mapping[str, Any], *, executor: str = "process",
     return out
 
 
+def iterations(n: int | None) -> dict:
+    """``{"iterations": n}`` for a strategy section, or nothing: the strategy's default, as
+    the reference table's cases leave it (so a script's point and ``paleosim validate``'s
+    simulation of the same row are the same configuration)."""
+    return {} if n is None else {"iterations": n}
+
+
 def tidy(records: Iterable[Mapping[str, Any]], extra: tuple[str, ...] = ()) -> pd.DataFrame:
     """The records as a table with :data:`COLUMNS` (plus ``extra``), in that order."""
     columns = COLUMNS + [c for c in extra if c not in COLUMNS]

@@ -37,20 +37,20 @@ def series_name(net: str) -> str:
 
 
 def specs(*, nets: tuple[str, ...] = NETS, max_workers: int | None = None,
-          iterations: int = 2) -> dict[str, SweepSpec]:
+          iterations: int | None = None) -> dict[str, SweepSpec]:
     """The sweep: nets x worker counts."""
     workers = [w for w in WORKERS if max_workers is None or w <= max_workers]
     return {"horovod": SweepSpec(name="horovod", base={
         "workload": {"net": nets[0], "batch": 64},
         "system": {"topology": "horovod_roce"},
         "strategy": {"kind": "data_parallel", "algorithm": "ring", "overlap": True,
-                     "bucket_bytes": BUCKET_BYTES, "iterations": iterations}},
+                     "bucket_bytes": BUCKET_BYTES, **_common.iterations(iterations)}},
         grid={"workload.net": list(nets), "strategy.workers": workers})}
 
 
 def table(*, executor: str = "process", jobs: int | None = None,
           nets: tuple[str, ...] = NETS, max_workers: int | None = None,
-          iterations: int = 2) -> pd.DataFrame:
+          iterations: int | None = None) -> pd.DataFrame:
     """The tidy table: simulated, published and ideal efficiencies per net and GPU count."""
     tables = _common.run_specs(specs(nets=nets, max_workers=max_workers,
                                      iterations=iterations), executor=executor, jobs=jobs)

@@ -17,13 +17,15 @@ scripts; ../shared/docs/PALEO_COST_MODEL.md section 4):
 Sources of each curve:
 
 - simulated: paleosim's discrete-event simulator with the shipped nets, the device catalog, the
-  cluster presets and the default roofline cost model (the one weird trick uses Paleo's layer
-  costs, as experiments/configs/owt_hybrid_k20.yaml): FireCaffe = reduction-tree all-reduce after
-  the backward pass; TensorFlow = 17 dedicated parameter-server hosts, synchronous; one weird
-  trick = the hybrid strategy, FC layers on all K x 128 images at once (Krizhevsky's main rows)
-  and on the K batches one after another; MXNet = parameter servers (one shard per instance,
-  every die pushing its own gradient) and, as the reference table models KVStore's device
-  aggregation, a hierarchical all-reduce.
+  cluster presets and the default roofline cost model with the catalog's calibrated
+  efficiencies, each case configured as its row of the reference table
+  (simulator/validation/reference.json), so that a point here and `paleosim validate`'s
+  simulation of the same row agree. FireCaffe = reduction-tree all-reduce after the backward
+  pass; TensorFlow = 17 dedicated parameter-server hosts, synchronous; one weird trick = the
+  hybrid strategy, FC layers on all K x 128 images at once (Krizhevsky's main rows) and on the K
+  batches one after another; MXNet = the hierarchical all-reduce by which the reference table
+  models KVStore's device aggregation, and plain parameter servers (one shard per instance,
+  every die pushing its own gradient) to show what that aggregation saves.
 - Paleo: the Paleo-compatible estimator (simulator.paleo.estimate) with Paleo's device, network
   and PPP presets, each of its schemes OneToAll, TreeAllReduce and ButterflyAllReduce; on the
   shipped nets by default, on Paleo's own net files with --paleo-nets DIR.
@@ -68,8 +70,9 @@ SERIES = {"firecaffe": "FireCaffe: NiN, K20X, global batch {batch}",
 OWT_VARIANTS = {"all": "FC batch K·128", "sequential": "FC batch 128"}
 MXNET_VARIANTS = {"parameter_server": "parameter servers",
                   "data_parallel": "device aggregation (hierarchical)"}
-#: The Paleo scheme the summary shows per series (the CSV has every scheme).
-SUMMARY_SCHEME = {"tf": "OneToAll", "mxnet": "OneToAll"}
+#: The Paleo scheme the summary prints (the sweep engine's default; the CSV and the plot have
+#: every scheme).
+SUMMARY_SCHEME = "TreeAllReduce"
 
 
 def _net(name: str, paleo_nets: str | Path | None) -> str:
@@ -80,12 +83,12 @@ def _workers(default, limit):
     return tuple(w for w in default if limit is None or w <= limit)
 
 
-def specs(*, max_workers: int | None = None, iterations: int = 2,
+def specs(*, max_workers: int | None = None, iterations: int | None = None,
           paleo_nets: str | Path | None = None) -> dict[str, SweepSpec]:
     """The sweeps of the four case studies, by name (``<case>_<source>``).
 
     ``max_workers`` drops larger worker counts (for quick checks); ``iterations`` is the number
-    of simulated iterations per point (the last one is measured)."""
+    of simulated iterations per point (default: each strategy's; the last one is measured)."""
     fc_w, tf_w = _workers(FIRECAFFE_WORKERS, max_workers), _workers(TF_WORKERS, max_workers)
     owt_w, mx_w = _workers(OWT_WORKERS, max_workers), _workers(MXNET_WORKERS, max_workers)
     one = {"kind": "data_parallel", "workers": 1}
@@ -94,12 +97,12 @@ def specs(*, max_workers: int | None = None, iterations: int = 2,
     fc_base = {"workload": {"net": "nin", "batch": 1024, "dtype": "fp32", "optimizer": "sgd"},
                "system": {"topology": "titan_firecaffe"},
                "strategy": {"kind": "data_parallel", "scaling": "strong", "overlap": False,
-                            "algorithm": "tree", "iterations": iterations}}
+                            "algorithm": "tree", **_common.iterations(iterations)}}
     out["firecaffe_sim"] = SweepSpec(name="firecaffe_sim", base=fc_base, grid={
         "workload.batch": list(FIRECAFFE_BATCHES), "strategy.workers": list(fc_w)})
     out["firecaffe_baseline"] = SweepSpec(name="firecaffe_baseline", base={
         **fc_base, "workload": {**fc_base["workload"], "batch": 256},
-        "strategy": {**one, "iterations": iterations}})
+        "strategy": {**one, **_common.iterations(iterations)}})
     out["firecaffe_paleo"] = SweepSpec(name="firecaffe_paleo", engine="paleo", base={
         "net": _net("nin", paleo_nets), "device": "K20X", "network": "infiniband",
         "software": "caffe", "scaling": "strong", "batch": 1024},
@@ -108,10 +111,10 @@ def specs(*, max_workers: int | None = None, iterations: int = 2,
     tf_base = {"workload": {"net": "inception_v3", "batch": 32, "optimizer": "momentum"},
                "system": {"topology": TF_TOPOLOGY},
                "strategy": {"kind": "parameter_server", "shards": 17, "placement": "dedicated",
-                            "mode": "sync", "iterations": iterations}}
+                            "mode": "sync", **_common.iterations(iterations)}}
     out["tf_sim"] = SweepSpec(name="tf_sim", base=tf_base, grid={"strategy.workers": list(tf_w)})
     out["tf_baseline"] = SweepSpec(name="tf_baseline", base={
-        **tf_base, "strategy": {**one, "iterations": iterations}})
+        **tf_base, "strategy": {**one, **_common.iterations(iterations)}})
     out["tf_paleo"] = SweepSpec(name="tf_paleo", engine="paleo", base={
         "net": _net("inception_v3", paleo_nets), "device": "K40", "network": "ethernet",
         "software": "tensorflow", "scaling": "weak", "batch": 256},
@@ -119,9 +122,9 @@ def specs(*, max_workers: int | None = None, iterations: int = 2,
     # 3. One weird trick (the Paleo side is its hybrid mode: see owt_paleo)
     out["owt_sim"] = SweepSpec(name="owt_sim", base={
         "workload": {"net": "alexnet_owt_8gpu", "batch": 128},
-        "system": {"topology": "k20_server", "cost_model": "paleo:cuda-convnet2"},
+        "system": {"topology": "k20_server"},
         "strategy": {"kind": "hybrid", "algorithm": "ring", "overlap": True, "bucket_bytes": 0,
-                     "iterations": iterations}},
+                     **_common.iterations(iterations)}},
         grid={"strategy.fc_batch": list(OWT_VARIANTS), "strategy.workers": list(owt_w)})
     # 4. MXNet Inception v3: parameter servers (one shard per 16-die instance), and the
     # hierarchical all-reduce that moves the bytes of KVStore's device aggregation
@@ -131,15 +134,15 @@ def specs(*, max_workers: int | None = None, iterations: int = 2,
         "workload": mx_workload, "system": mx_system, "strategy": {}},
         grid={"strategy": [{"kind": "parameter_server", "workers": n,
                             "shards": max(1, -(-n // 16)), "placement": "colocated",
-                            "mode": "sync", "iterations": iterations} for n in mx_w]})
+                            "mode": "sync", **_common.iterations(iterations)} for n in mx_w]})
     out["mxnet_hier_sim"] = SweepSpec(name="mxnet_hier_sim", base={
         "workload": mx_workload, "system": mx_system,
         "strategy": {"kind": "data_parallel", "algorithm": "hierarchical", "overlap": True,
-                     "iterations": iterations}},
+                     **_common.iterations(iterations)}},
         grid={"strategy.workers": list(mx_w)})
     out["mxnet_baseline"] = SweepSpec(name="mxnet_baseline", base={
         "workload": mx_workload, "system": mx_system,
-        "strategy": {**one, "iterations": iterations}})
+        "strategy": {**one, **_common.iterations(iterations)}})
     out["mxnet_paleo"] = SweepSpec(name="mxnet_paleo", engine="paleo", base={
         "net": _net("inception_v3", paleo_nets), "device": "K80", "network": "ethernet20",
         "software": "mxnet", "scaling": "weak", "batch": 32},
@@ -173,7 +176,7 @@ def owt_paleo(workers=OWT_WORKERS, *, paleo_nets: str | Path | None = None) -> l
 
 
 def table(*, executor: str = "process", jobs: int | None = None,
-          max_workers: int | None = None, iterations: int = 2,
+          max_workers: int | None = None, iterations: int | None = None,
           paleo_nets: str | Path | None = None) -> pd.DataFrame:
     """The tidy table of the four case studies (columns: :data:`_common.COLUMNS`)."""
     tables = _common.run_specs(specs(max_workers=max_workers, iterations=iterations,
@@ -242,16 +245,15 @@ def figure(frame: pd.DataFrame):
 
 def summary(frame: pd.DataFrame) -> pd.DataFrame:
     """Per series, the published points and the largest worker count: simulated (each variant),
-    Paleo (one scheme; the CSV has all three) and published speedups."""
+    Paleo (TreeAllReduce, or its hybrid mode; the CSV has every scheme) and published
+    speedups."""
     out = []
     for series, part in frame.groupby("series", sort=False):
-        key = next(k for k, v in SERIES.items() if v.split("{")[0] in series)
-        scheme = SUMMARY_SCHEME.get(key, "TreeAllReduce")
         pub = part[part["source"] == "published"]
         for n in sorted(set(pub["workers"]) | {int(part["workers"].max())}):
             at = part[part["workers"] == n]
             sims = at[at["source"] == "simulated"]
-            pal = at[(at["source"] == "paleo") & (at["variant"].isin([scheme, "hybrid"]))]
+            pal = at[(at["source"] == "paleo") & (at["variant"].isin([SUMMARY_SCHEME, "hybrid"]))]
             for _, sim in sims.iterrows():
                 pubs = pub[(pub["workers"] == n) & pub["variant"].isin(["", sim["variant"]])]
                 out.append({"series": series, "workers": n, "simulated": sim["variant"] or "-",

@@ -43,7 +43,7 @@ def series_name(net: str, batch: int) -> str:
 
 
 def specs(*, nets: tuple[str, ...] | None = None, max_workers: int | None = None,
-          iterations: int = 2) -> dict[str, SweepSpec]:
+          iterations: int | None = None) -> dict[str, SweepSpec]:
     """One sweep per way of synchronising (and per batch size): ``ps_<batch>``, ``nccl_<batch>``."""
     workers = [w for w in WORKERS if max_workers is None or w <= max_workers]
     out = {}
@@ -55,13 +55,13 @@ def specs(*, nets: tuple[str, ...] | None = None, max_workers: int | None = None
         for batch, names in by_batch.items():
             if kind == "ps":
                 strategy = {"kind": "parameter_server", "placement": "colocated",
-                            "mode": "sync", "iterations": iterations}
+                            "mode": "sync", **_common.iterations(iterations)}
                 grid = {"workload.net": names, "strategy.workers": workers,
                         "strategy.shards": workers}
                 zip_ = [["strategy.workers", "strategy.shards"]]
             else:
                 strategy = {"kind": "data_parallel", "algorithm": "ring", "overlap": True,
-                            "iterations": iterations}
+                            **_common.iterations(iterations)}
                 grid = {"workload.net": names, "strategy.workers": workers}
                 zip_ = []
             out[f"{kind}_{batch}"] = SweepSpec(name=f"tf_dgx1_{kind}_{batch}", base={
@@ -73,7 +73,7 @@ def specs(*, nets: tuple[str, ...] | None = None, max_workers: int | None = None
 
 def table(*, executor: str = "process", jobs: int | None = None,
           nets: tuple[str, ...] | None = None, max_workers: int | None = None,
-          iterations: int = 2) -> pd.DataFrame:
+          iterations: int | None = None) -> pd.DataFrame:
     """The tidy table: simulated, published and ideal images/s per net and GPU count."""
     tables = _common.run_specs(specs(nets=nets, max_workers=max_workers,
                                      iterations=iterations), executor=executor, jobs=jobs)

@@ -34,11 +34,12 @@ SOURCE_STYLE = {
 }
 SOURCES = tuple(SOURCE_STYLE)
 #: Extra colours and markers for the second, third... variant of one source.
-VARIANT_COLORS = {"simulated": ("tab:blue", "tab:green", "tab:purple", "tab:cyan"),
+VARIANT_COLORS = {"simulated": ("tab:blue", "tab:green", "tab:purple", "tab:cyan", "tab:olive",
+                                "navy"),
                   "paleo": ("tab:orange", "tab:red", "tab:brown", "tab:pink"),
-                  "published": ("black", "tab:red", "0.4", "tab:purple"),
+                  "published": ("black", "black", "0.4", "0.4"),
                   "ideal": ("0.45",)}
-VARIANT_MARKERS = {"simulated": ("o", "^", "v", "P"), "paleo": ("s", "x", "+", "*"),
+VARIANT_MARKERS = {"simulated": ("o", "^", "v", "P", "h", "X"), "paleo": ("s", "x", "+", "*"),
                    "published": ("D", "*", "P", "X"), "ideal": ("",)}
 DASHES = {"paleo": ("--", "-.", (0, (1, 1.5)), (0, (5, 1.5, 1, 1.5)))}
 SOURCE_LABEL = {"ideal": "ideal (linear)", "paleo": "Paleo (analytical)",

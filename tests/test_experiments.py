@@ -177,7 +177,7 @@ def test_ideal_is_linear():
 # ------------------------------------------------------------------------- the four scripts
 
 def test_paleo_case_studies_tiny():
-    frame = pcs.table(executor="serial", max_workers=2, iterations=1)
+    frame = pcs.table(executor="serial", max_workers=2)
     assert list(frame.columns) == _common.COLUMNS
     assert list(dict.fromkeys(frame["series"])) == [
         pcs.SERIES["firecaffe"].format(batch=256), pcs.SERIES["firecaffe"].format(batch=1024),
@@ -201,6 +201,12 @@ def test_paleo_case_studies_tiny():
                    "mxnet-inception-128"):
         assert pub.loc[row_id, "speedup"] == _reference(row_id).published
     assert pub.loc["krizhevsky-8-fc128", "variant"] == pcs.OWT_VARIANTS["sequential"]
+    # the same configuration as the reference row's case: the validation predicts the same
+    from simulator.validation import run_validation
+    check = run_validation(rows="krizhevsky-2").rows.iloc[0]
+    two = sim[(sim["series"] == pcs.SERIES["owt"]) & (sim["workers"] == 2)
+              & (sim["variant"] == pcs.OWT_VARIANTS["all"])]
+    assert two["speedup"].iloc[0] == pytest.approx(check["predicted"], rel=1e-12)
     paleo = frame[frame["source"] == "paleo"]
     assert set(paleo.loc[paleo["series"] == pcs.SERIES["owt"], "variant"]) == {"hybrid"}
     fc_paleo = paleo[paleo["series"] == pcs.SERIES["firecaffe"].format(batch=256)]
@@ -219,8 +225,8 @@ def test_owt_paleo_is_the_hybrid_speedup_of_the_estimator():
 
 
 def test_tf_dgx1_tiny_is_deterministic_and_uses_the_published_single_gpu():
-    first = tf_dgx1.table(executor="serial", nets=("resnet50",), max_workers=2, iterations=1)
-    again = tf_dgx1.table(executor="serial", nets=("resnet50",), max_workers=2, iterations=1)
+    first = tf_dgx1.table(executor="serial", nets=("resnet50",), max_workers=2)
+    again = tf_dgx1.table(executor="serial", nets=("resnet50",), max_workers=2)
     pd.testing.assert_frame_equal(first, again)
     one = _reference("tfbench-dgx1-resnet50-1").published
     two = _reference("tfbench-dgx1-resnet50-2").published
@@ -232,10 +238,14 @@ def test_tf_dgx1_tiny_is_deterministic_and_uses_the_published_single_gpu():
     sim = first[first["source"] == "simulated"]
     assert list(sim["workers"]) == [1, 2] and (sim["status"] == "ok").all()
     assert set(sim["variant"]) == {tf_dgx1.VARIANTS["parameter_server"]}
+    from simulator.validation import run_validation
+    check = run_validation(rows="tfbench-dgx1-resnet50-2").rows.iloc[0]
+    assert sim.loc[sim["workers"] == 2, "samples_per_s"].iloc[0] == pytest.approx(
+        check["predicted"], rel=1e-12)
 
 
 def test_horovod_tiny_shows_the_128_gpu_efficiency():
-    frame = horovod.table(executor="serial", nets=("vgg16",), max_workers=2, iterations=1)
+    frame = horovod.table(executor="serial", nets=("vgg16",), max_workers=2)
     pub = frame[frame["source"] == "published"].iloc[0]
     assert (pub["workers"], pub["scaling_efficiency"]) == (
         128, _reference("horovod-vgg16-128").published)
@@ -262,6 +272,9 @@ def test_megatron_tiny_converts_iteration_times_to_model_tflops():
         assert sim.loc[2, "tflops_per_gpu"] == pytest.approx(
             megatron.model_flops("megatron-gpt-2.03b", 8) / (2 * sim.loc[2, "iteration_s"])
             / 1e12, rel=1e-12)
+        from simulator.validation import run_validation
+        check = run_validation(rows="megatron-v100-2b").rows.iloc[0]
+        assert sim.loc[2, "iteration_s"] == pytest.approx(check["predicted"], rel=1e-12)
 
 
 def test_megatron_without_the_strategy_says_so(monkeypatch):
