@@ -99,7 +99,8 @@ def test_help_names_the_tolerances(capsys):
     with pytest.raises(SystemExit):
         main(["validate", "--help"])
     out = capsys.readouterr().out
-    assert "15%" in out and "25%" in out and "--with-paleo" in out
+    assert "15% for high-confidence rows, 25% for medium" in " ".join(out.split())
+    assert "--with-paleo" in out
 
 
 def test_pending_rows_are_listed_not_simulated():

@@ -23,8 +23,8 @@ def register(sub) -> None:
                     "FireCaffe, TensorFlow, MXNet, Krizhevsky's one weird trick, "
                     "tf_cnn_benchmarks on DGX-1, Horovod, Megatron-LM, PTD-P, NCCL) with the "
                     "shipped nets, calibrated devices and topology presets, and print predicted "
-                    "against published, the relative error and verdict per row (tolerance 15%% "
-                    "for high-confidence rows, 25%% for medium, a trend check for low), the "
+                    "against published, the relative error and verdict per row (tolerance 15% "
+                    "for high-confidence rows, 25% for medium, a trend check for low), the "
                     "median and maximum absolute error per source and overall, and with "
                     "--with-paleo Paleo's analytical prediction beside ours. Known misses are "
                     "shown with their error and reason. Exit code 1 when a row fails (outside "
@@ -106,14 +106,18 @@ def _display_summary(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def _display_paleo(paleo: pd.DataFrame) -> pd.DataFrame:
+    # the last row holds mean absolute errors: no sign
+    last = paleo["id"] == "mean |error|"
+
+    def errors(column: str) -> list[str]:
+        return [("" if pd.isna(x) else f"{x:.1%}" if is_mean else f"{x:+.1%}")
+                for x, is_mean in zip(paleo[column], last)]
+
     return pd.DataFrame({"id": paleo["id"], "published": paleo["published"].map(_num),
                          "paleosim": paleo["predicted"].map(_num),
-                         "paleosim error": paleo["error"].map(
-                             lambda x: "" if pd.isna(x) else f"{x:+.1%}"),
+                         "paleosim error": errors("error"),
                          "Paleo": paleo["paleo"].map(_num), "Paleo scheme": paleo["paleo_scheme"],
-                         "Paleo error": paleo["paleo_error"].map(
-                             lambda x: "" if pd.isna(x) else f"{x:+.1%}"),
-                         "closer": paleo["closer"]})
+                         "Paleo error": errors("paleo_error"), "closer": paleo["closer"]})
 
 
 def _reasons(rows: pd.DataFrame) -> list[str]:
