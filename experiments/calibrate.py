@@ -284,12 +284,13 @@ def source_line(name: str, obj: Objective, compute: float, memory: float) -> str
     if obj.paleo is not None:
         what = obj.paleo.describe() + f" ({obj.paleo_s * 1e3:.1f} ms)"
     else:
-        what = "rows " + ", ".join(r.id for r in obj.rows) + " of simulator/validation/reference.json"
-    memory_note = (f"memory {memory:g} fitted" if obj.paleo is None and len(obj.rows) > 1
-                   else f"memory {memory:g} is the uncalibrated prior")
-    split = ("one compute efficiency for every op class (per-class differences uncalibrated)")
+        what = (("rows " if len(obj.rows) > 1 else "row ")
+                + ", ".join(r.id for r in obj.rows) + " of simulator/validation/reference.json")
+    memory_note = (f"memory {memory:g} fitted with it" if obj.paleo is None and len(obj.rows) > 1
+                   else f"memory {memory:g}, the uncalibrated prior")
     return (f"efficiencies: calibrated by experiments/calibrate.py on {what}: compute "
-            f"{compute:g} for every op class, {memory_note}; {split}")
+            f"{compute:g} for every op class (per-class differences uncalibrated), "
+            f"{memory_note}")
 
 
 def rewrite_entry(text: str, name: str, compute: float, memory: float, line: str) -> str:
