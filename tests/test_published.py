@@ -23,6 +23,7 @@ import pytest
 from simulator.errors import SpecError, UnknownNameError
 from simulator.validation import (ReferenceTable, build_case, load_reference, parse_table,
                                   run_validation)
+from simulator.validation.paleo_cases import check_paleo_spec
 
 REPO = Path(__file__).resolve().parents[1]
 PALEO_NETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "paleo" / "nets"
@@ -117,6 +118,7 @@ def test_every_row_is_cited_and_its_case_builds():
         assert row.status == "active" or row.reason.strip(), row.id
         if row.status != "pending":
             build_case(row)
+        check_paleo_spec(row)
 
 
 def test_calibration_rows_are_named_in_the_device_catalog():
