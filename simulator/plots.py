@@ -56,8 +56,8 @@ def import_matplotlib():
     try:
         from matplotlib import figure
     except ImportError:
-        raise SpecError("plots need matplotlib: pip install 'paleosim[plot]' (or matplotlib)",
-                        field="plot", value="matplotlib not installed") from None
+        raise SpecError("plots need matplotlib, which is not installed: "
+                        "pip install 'paleosim[plot]' (or: pip install matplotlib)") from None
     return figure
 
 
