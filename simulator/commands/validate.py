@@ -167,7 +167,7 @@ def _format(result, table, fmt: str, *, with_paleo: bool) -> str:
 
 
 def _markdown(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    header = "| " + " | ".join(str(c).replace("|", "\\|") for c in frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     lines = [header, rule]
     for rec in frame.itertuples(index=False):
