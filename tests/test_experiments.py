@@ -257,8 +257,14 @@ def test_horovod_tiny_shows_the_128_gpu_efficiency():
 
 def test_megatron_tiny_converts_iteration_times_to_model_tflops():
     frame = megatron.table(executor="serial", max_workers=2)
-    assert set(frame["series"]) == {megatron.README}
+    assert set(frame.loc[frame["source"] != "published", "series"]) == {megatron.README}
+    # every published point stays, whatever max_workers leaves out of the simulation
+    assert set(frame.loc[frame["source"] == "published", "reference"]) == {
+        r.id for r in _common.reference_rows("megatron-v100-*,ptdp-*") if r.status != "pending"}
+    ptdp = frame[frame["reference"] == "ptdp-39b"].iloc[0]
+    assert (ptdp["workers"], ptdp["tflops_per_gpu"]) == (512, _reference("ptdp-39b").published)
     flops1 = megatron.model_flops("megatron-gpt-1.16b", megatron.README_BATCH)
+    frame = frame[frame["series"] == megatron.README]
     pub = frame[frame["source"] == "published"].set_index("workers")
     t1 = _reference("megatron-v100-1b").published
     assert pub.loc[1, "iteration_s"] == t1
@@ -288,7 +294,9 @@ def test_megatron_without_the_strategy_says_so(monkeypatch):
 def test_megatron_cases_follow_the_reference_rows():
     from simulator.specs import strategy_from_dict
     by_model = {c["preset"]: c for c in megatron.cases(max_workers=None)}
-    for row in _common.reference_rows("megatron-v100-*,ptdp-*"):
+    rows = [r for r in _common.reference_rows("megatron-v100-*,ptdp-*") if r.status != "pending"]
+    assert len(rows) == len(by_model)
+    for row in rows:
         case = by_model[row.case["workload"]["net"]]
         assert case["batch"] == row.case["workload"]["batch"]
         assert case["gpus"] == _common.case_workers(row.case)
