@@ -4,24 +4,25 @@ Every experiment script builds sweep specs (:class:`simulator.sweep.SweepSpec`),
 :func:`simulator.sweep.run_sweep`, and turns the sweep tables into one tidy table with a row per
 (series, worker count, source, variant):
 
-==================  ==========================================================================
-``experiment``      the script's name
-``series``          one panel of the plot (a net, a batch size, a case study)
-``workers``         GPUs (ranks)
-``source``          ``simulated`` (paleosim's discrete-event simulator), ``paleo`` (the
-                    Paleo-compatible estimator with Paleo's presets), ``published`` (the
-                    project's reference table, :mod:`simulator.validation.table`), ``ideal``
-                    (linear scaling)
-``variant``         which strategy, Paleo scheme or published row variant, when a source has
-                    several in one panel
-``status``          ``ok``, or why a simulated point did not run (``infeasible``, ``error``)
-``iteration_s``     seconds per iteration
-``samples_per_s``   training throughput of the whole system
-``speedup``         throughput over the experiment's single-GPU baseline (stated per script)
-``scaling_efficiency``  speedup / workers
-``reference``       the sweep point's id, the Paleo scheme, or the reference row's id
-``reason``          why a point was flagged; a published row's status note
-==================  ==========================================================================
+========================  ======================================================================
+``experiment``            the script's name
+``series``                one panel of the plot (a net, a batch size, a case study)
+``workers``               GPUs (ranks)
+``source``                ``simulated`` (paleosim's discrete-event simulator), ``paleo`` (the
+                          Paleo-compatible estimator with Paleo's presets), ``published`` (the
+                          project's reference table, :mod:`simulator.validation.table`), ``ideal``
+                          (linear scaling)
+``variant``               which strategy, Paleo scheme or published row variant, when a source has
+                          several in one panel
+``status``                ``ok``, or why a simulated point did not run (``infeasible``, ``error``)
+``iteration_s``           seconds per iteration
+``samples_per_s``         training throughput of the whole system
+``speedup``               throughput over the experiment's single-GPU baseline (stated per script)
+``scaling_efficiency``    speedup / workers
+``reference``             the sweep point's id, the Paleo scheme, or the reference row's id
+``reason``                why a point was flagged; for a published value its confidence, citation
+                          and, for a known miss, the reference table's reason
+========================  ======================================================================
 
 Published numbers are read only from the project's reference table (package data of
 ``simulator.validation``) through :func:`reference_rows`; nothing is read from ``../shared`` at
@@ -199,7 +200,7 @@ def reference_rows(pattern: str) -> tuple:
 
 
 def citation(row) -> str:
-    """The full citation of a reference row's source."""
+    """The citation of a reference row's source (its key when the table has no such source)."""
     from simulator.validation.table import load_reference
     source = load_reference().sources.get(row.source)
     return source.citation if source is not None else row.source
@@ -239,7 +240,7 @@ def published(rows, *, experiment: str, series: str | Callable, variant: str | C
                             value=row.metric)
         if not math.isnan(values["speedup"]):
             values["scaling_efficiency"] = values["speedup"] / workers
-        note = f"{row.confidence} confidence"
+        note = f"{row.confidence} confidence; {citation(row)}, {row.reference}"
         if row.status != "active":
             note += f"; {row.status.replace('_', ' ')}: {row.reason}"
         out.append({"experiment": experiment, "series": name, "workers": workers,
@@ -346,26 +347,3 @@ def main_of(name: str, doc: str, build: Callable[..., pd.DataFrame],
         return 0
 
     return main
-
-
-def comparison(table: pd.DataFrame, metric: str, *, variants: Mapping[str, str] | None = None
-               ) -> pd.DataFrame:
-    """A wide summary: per series and worker count, ``metric`` from each source (Paleo's
-    variant named in ``variants[series]``, default TreeAllReduce), for the points that have a
-    published value or are the largest of their series."""
-    rows = []
-    for series, part in table.groupby("series", sort=False):
-        published_workers = set(part.loc[part["source"] == "published", "workers"])
-        keep = sorted(published_workers | {int(part["workers"].max())})
-        for n in keep:
-            at = part[part["workers"] == n]
-            rec: dict[str, Any] = {"series": series, "workers": n}
-            for source in ("simulated", "paleo", "published", "ideal"):
-                sel = at[at["source"] == source]
-                if source == "paleo" and len(sel):
-                    wanted = (variants or {}).get(series, "TreeAllReduce")
-                    sel = sel[sel["variant"] == wanted]
-                values = [v for v in sel[metric] if not pd.isna(v)]
-                rec[source] = values[0] if values else NAN
-            rows.append(rec)
-    return pd.DataFrame(rows)

@@ -144,7 +144,8 @@ def test_published_converts_each_metric():
     assert (by_id["e"]["workers"], by_id["e"]["iteration_s"], by_id["e"]["samples_per_s"]) \
         == (4, 2.0, 4.0)
     assert math.isnan(by_id["e"]["speedup"])
-    assert all(r["source"] == "published" and r["reason"] == "high confidence" for r in recs)
+    assert all(r["source"] == "published" and r["reason"] == "high confidence; s, r"
+               for r in recs)
 
 
 def test_reference_rows_is_empty_for_an_unknown_pattern():
