@@ -99,10 +99,17 @@ class Emitter:
         for r in ranks:
             self.state[r].start_deps = ()
         transfers = self.recv.pop((a.kind, mb, j), None)
+        folded = 0.0  # bytes of an all-gather folded into the pass's collective block
         if transfers is not None:
             boundary = j - 1 if a.kind == "F" else j
             gather = self.plan.gather_bytes[boundary]
-            if gather and tp > 1:
+            if gather and tp > 1 and s.granularity == "pass":
+                # the order inside a pass is not kept: wait for every piece, and add the
+                # all-gather's time to the pass's block of tensor-parallel collectives
+                folded = gather
+                pending = [pending[n] + tuple(transfers[n - n % tp:n - n % tp + tp])
+                           for n in range(n_ranks)]
+            elif gather and tp > 1:
                 pending = self._gather(it, mb, k, transfers, gather, pending)
             else:
                 pending = [pending[n] + (transfers[n],) for n in range(n_ranks)]
@@ -111,7 +118,7 @@ class Emitter:
         steps = [p.forward if forward else p.backward for p in progs]
         collect = (not forward and self.dp > 1 and (
             s.zero_stage == 2 or (s.overlap_dp and mb == self.m - 1 and s.zero_stage < 2)))
-        last, ids = self._run(it, mb, k, steps, pending, collect, forward)
+        last, ids = self._run(it, mb, k, steps, pending, collect, forward, folded)
         for n, r in enumerate(ranks):
             self.state[r].last = last[n]
         if forward and j < self.p * self.v - 1:
@@ -144,9 +151,11 @@ class Emitter:
                         collective="allgather", algorithm=self.s.tp_algorithm),)
         return out
 
-    def _run(self, it, mb, k, steps, pending, collect, forward):
+    def _run(self, it, mb, k, steps, pending, collect, forward, folded=0.0):
         """Replay one program on every rank of device ``k``; returns the last op of each rank
-        and, with ``collect``, every op id of each rank (for gradient-readiness positions)."""
+        and, with ``collect``, every op id of each rank (for gradient-readiness positions).
+        ``folded``: bytes of a stage-input all-gather to add to the program's collective block
+        (``granularity='pass'``), or to run at its end when it has none."""
         tg, tp = self.tg, self.tp
         ranks = self.ranks[k]
         n_ranks = len(ranks)
@@ -195,13 +204,15 @@ class Emitter:
                                 ids[n].append(did)
             elif kind is CommBlock:  # isolated collectives back to back, as one stand-in
                 alg = self.s.tp_algorithm
-                nbytes = float(sum(b for _, b in step.collectives))
-                kinds = {c for c, _ in step.collectives}
+                nbytes = float(sum(b for _, b in step.collectives)) + folded
+                kinds = {c for c, _ in step.collectives} | ({"allgather"} if folded else set())
                 label = kinds.pop() if len(kinds) == 1 else "mixed"
                 for g in range(self.dp):
                     lo, hi = g * tp, (g + 1) * tp
                     group = tuple(ranks[lo:hi])
                     seconds = self._block_seconds(step, group)
+                    if folded:
+                        seconds += self.plan.prices[("allgather", folded, group)]
                     for n in range(lo, hi):
                         did = tg.delay(ranks[n], seconds, deps=pending[n], stream="compute",
                                        name=step.name, phase=step.phase, microbatch=mb,
@@ -211,8 +222,21 @@ class Emitter:
                         last[n] = did
                         if collect:
                             ids[n].append(did)
+                folded = 0.0
             else:  # UnitMark: ZeRO-3 gathers parameters before a unit, scatters gradients after
                 self._zero3(it, mb, k, step, forward, pending, last, unit_end, done_units)
+        if folded:  # a pass without tensor-parallel collectives: the all-gather runs last
+            for g in range(self.dp):
+                lo, hi = g * tp, (g + 1) * tp
+                seconds = self.plan.prices[("allgather", folded, tuple(ranks[lo:hi]))]
+                for n in range(lo, hi):
+                    last[n] = tg.delay(ranks[n], seconds, deps=pending[n], stream="compute",
+                                       name="recv", phase="pp_allgather", microbatch=mb,
+                                       iteration=it, nbytes=float(folded),
+                                       collective="allgather", algorithm=self.s.tp_algorithm)
+                    pending[n] = ()
+                    if collect:
+                        ids[n].append(last[n])
         return last, ids
 
     def _block_seconds(self, step: CommBlock, group: tuple[int, ...]) -> float:
