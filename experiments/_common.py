@@ -341,9 +341,12 @@ def main_of(name: str, doc: str, build: Callable[..., pd.DataFrame],
             print(f"{name}: interrupted", file=sys.stderr)
             return 130
         from simulator.commands._output import render
-        print(f"# {name}: {len(table)} rows in {time.perf_counter() - started:.1f} s; wrote "
-              + ", ".join(str(f) for f in files))
-        print(render(summary(table), "table"), end="")
+        try:
+            print(f"# {name}: {len(table)} rows in {time.perf_counter() - started:.1f} s; "
+                  "wrote " + ", ".join(str(f) for f in files))
+            print(render(summary(table), "table"), end="")
+        except BrokenPipeError:  # e.g. `python3 experiments/x.py | head`
+            pass
         return 0
 
     return main
