@@ -6,7 +6,7 @@ one starts passing, the table must be updated); pending rows are skipped with th
 failure prints the whole error table.
 
 The fast rows run once for the module (about 20 s on a 2-core machine); ptdp-39b (about 16 s)
-runs in a test of its own marked ``slow``, and ptdp-146b (about 4.5 minutes) is left to
+runs in a test of its own marked ``slow``, and ptdp-146b (3 to 4.5 minutes) is left to
 ``paleosim validate`` (skipped here with that reason).
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ SLOW_ROWS = ("ptdp-39b",)
 #: ``paleosim validate`` runs them (docs/VALIDATION.md shows their results).
 EXPENSIVE_ROWS = {
     "ptdp-146b": "one iteration of 1,536 GPUs with 96 interleaved microbatches per pipeline takes "
-                 "about 4.5 minutes and 4 GB on a 2-core machine; run it with "
+                 "3 to 4.5 minutes and 4 GB on a 2-core machine; run it with "
                  "`paleosim validate --rows ptdp-146b`",
 }
 FAST = ",".join(r.id for r in TABLE.rows if r.id not in SLOW_ROWS and r.id not in EXPENSIVE_ROWS)
