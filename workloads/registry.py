@@ -42,7 +42,7 @@ def load_net(name_or_path: str | Path, *, batch: int | None = None,
              unknown_layers: str = "error") -> LayerGraph:
     """Load a net by shipped name, transformer preset name (``workloads.transformer.presets()``)
     or path, inferred at ``batch`` (default: the file's batch; 1 for a preset)."""
-    preset = _transformer_preset(name_or_path)
+    preset = transformer_preset(name_or_path)
     if preset is not None:
         from workloads.transformer import preset_spec
         spec = preset_spec(preset, batch=1 if batch is None else batch)
@@ -65,7 +65,7 @@ def load_net(name_or_path: str | Path, *, batch: int | None = None,
     return build_graph(spec, batch=batch, unknown_layers=unknown_layers)
 
 
-def _transformer_preset(name_or_path: str | Path) -> str | None:
+def transformer_preset(name_or_path: str | Path) -> str | None:
     """``name_or_path`` if it is a transformer preset's name and neither a file nor a shipped net
     (those keep precedence), else None."""
     text = str(name_or_path)

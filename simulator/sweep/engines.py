@@ -206,7 +206,9 @@ def _with_field(check, value, field: str):
 
 
 def _check_net(net: str, field: str) -> None:
-    from workloads.registry import resolve_net
+    from workloads.registry import resolve_net, transformer_preset
+    if transformer_preset(net) is not None:  # a transformer preset, built on load
+        return
     path = _with_field(resolve_net, net, field)
     if not Path(path).is_file():
         raise SpecError("no such net file", field=field, value=net)
