@@ -40,6 +40,12 @@ class EngineRun:
     events: int
 
 
+def flow_label(op: Op) -> str:
+    """The tag of an operation's flows: what it is, not where it sits in the task graph, so that
+    ECMP path choices (hashed on the tag) do not move when unrelated operations are added."""
+    return f"{op.kind}:{op.name}:{op.phase}:{op.iteration}:{op.microbatch}"
+
+
 def sample_durations(tg: TaskGraph, *, seed: int, jitter_cv: float) -> np.ndarray:
     """Compute and delay durations; with ``jitter_cv > 0`` each compute op is scaled by a
     lognormal factor of mean 1 and that coefficient of variation (seeded, deterministic)."""
@@ -203,7 +209,7 @@ class Engine:
         src, dst = self.rank_nodes[op.rank], self.rank_nodes[op.peer]
         if src != dst and op.nbytes > 0:
             self.events += 1
-            yield self.network.transfer(src, dst, op.nbytes, tag=op.id)
+            yield self.network.transfer(src, dst, op.nbytes, tag=flow_label(op))
 
     def _join_collective(self, op: Op, rank: int):
         done = self._coll_done.get(op.id)
@@ -245,7 +251,8 @@ class Engine:
         self._coll_start[op.id] = env.now
         nodes = [self.rank_nodes[r] for r in op.group]
         for phase in self._phases(op):
-            events = [self.network.transfer(nodes[a], nodes[b], size, tag=op.id)
+            label = flow_label(op)
+            events = [self.network.transfer(nodes[a], nodes[b], size, tag=label)
                       for a, b, size in phase.flows if nodes[a] != nodes[b] and size > 0]
             if events:
                 self.events += 1
