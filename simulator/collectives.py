@@ -74,9 +74,39 @@ def _ring(n: int, per_flow: float, steps: int, order: Sequence[int] | None = Non
     return Phase(tuple((order[i], order[(i + 1) % m], per_flow) for i in range(m)), steps)
 
 
+def ring_channels(n: int, servers: Sequence[int] | None) -> list[list[int]]:
+    """The rings a ring collective runs, as NCCL builds them on multi-GPU servers.
+
+    With every server holding the same m > 1 members and at least two servers, there are m rings
+    (channels), each carrying 1/m of the buffer: ring c visits each server's members rotated by
+    c, so it leaves every server from a different GPU (and, where each GPU has its own NIC,
+    through a different NIC), and all the servers' NICs carry the inter-server traffic at once.
+    Otherwise one ring over the members in order.
+    """
+    if servers is None:
+        return [list(range(n))]
+    groups: dict[int, list[int]] = {}
+    for i, srv in enumerate(servers):
+        groups.setdefault(srv, []).append(i)
+    sizes = {len(g) for g in groups.values()}
+    if len(groups) < 2 or len(sizes) != 1 or sizes == {1}:
+        return [list(range(n))]
+    m = sizes.pop()
+    members = list(groups.values())
+    return [[g[(j + c) % m] for g in members for j in range(m)] for c in range(m)]
+
+
+def _channel_rings(n: int, s: float, servers, per_rank_factor: float, steps: int) -> list[Phase]:
+    rings = ring_channels(n, servers)
+    share = per_rank_factor * s / len(rings)
+    flows = tuple(f for order in rings for f in _ring(n, share, steps, order).flows)
+    return [Phase(flows, steps)]
+
+
 @algorithm("allreduce", "ring")
-def _allreduce_ring(n, s, **_):
-    return [_ring(n, 2 * (n - 1) / n * s, 2 * (n - 1))]
+def _allreduce_ring(n, s, servers=None, **_):
+    """Ring all-reduce (NCCL channels on multi-GPU servers, see :func:`ring_channels`)."""
+    return _channel_rings(n, s, servers, 2 * (n - 1) / n, 2 * (n - 1))
 
 
 @algorithm("allreduce", "ring_steps")
@@ -85,13 +115,13 @@ def _allreduce_ring_steps(n, s, **_):
 
 
 @algorithm("reducescatter", "ring")
-def _reducescatter_ring(n, s, **_):
-    return [_ring(n, (n - 1) / n * s, n - 1)]
+def _reducescatter_ring(n, s, servers=None, **_):
+    return _channel_rings(n, s, servers, (n - 1) / n, n - 1)
 
 
 @algorithm("allgather", "ring")
-def _allgather_ring(n, s, **_):
-    return [_ring(n, (n - 1) / n * s, n - 1)]
+def _allgather_ring(n, s, servers=None, **_):
+    return _channel_rings(n, s, servers, (n - 1) / n, n - 1)
 
 
 def _binomial_reduce(n: int, s: float, root: int) -> list[Phase]:

@@ -16,6 +16,7 @@ from simulator.engine import TIMELINE_COLUMNS, execute
 from simulator.errors import UnknownNameError
 from simulator.memory import check_memory_table, memory_overflow_bytes, peak_memory_bytes
 from simulator.network import Network
+from simulator.errors import SpecError
 from simulator.specs import SystemSpec, WorkloadSpec, with_workers
 from simulator.strategies.common import CostCache
 from simulator.strategies.registry import Compiled, compiler
@@ -76,6 +77,9 @@ def simulate(workload: WorkloadSpec, system: SystemSpec, strategy, *, seed: int 
     ops = _with_op_energy(ops, devices)
     flows = network.flows_table()
     metrics = _metrics(iterations, ops, devices, flows, compiled, strategy, workers)
+    hook = compiled.extra.get("metrics")
+    if hook is not None:  # strategy-specific metrics (e.g. pipeline bubble, model TFLOP/s)
+        metrics.update(hook(ops, iterations, metrics, compiled.taskgraph.meta))
     metrics.update(_energy_metrics(ops, devices, metrics["iteration_s"],
                                    int(iterations["iteration"].iloc[-1]),
                                    compiled.global_batch))
@@ -201,18 +205,31 @@ def scaling_table(workload: WorkloadSpec, system: SystemSpec, strategy, workers:
                   seed: int = 0, on_overflow: str = "raise"
                   ) -> tuple[pd.DataFrame, dict[int, SimResult]]:
     """Simulate each worker count; speedup and scaling efficiency against one worker
-    (throughput ratio, so weak and strong scaling read alike). ``on_overflow`` as in
-    :func:`simulate` (``"flag"`` keeps the rows that do not fit, with ``fits_memory`` False)."""
+    (throughput ratio, so weak and strong scaling read alike). A strategy that cannot run on one
+    worker (tensor x pipeline parallelism needs tp x pp) is compared with its smallest run:
+    ``baseline_workers`` says which, and efficiency is ``speedup / (workers / baseline)``.
+    ``on_overflow`` as in :func:`simulate` (``"flag"`` keeps the rows that do not fit, with
+    ``fits_memory`` False)."""
     cache = CostCache(workload, system.cost_model)
-    counts = sorted(set(workers) | {1})
+    wanted = sorted(set(workers))
+    try:
+        one = with_workers(strategy, 1)
+    except SpecError:
+        one, baseline = None, wanted[0]
+    else:
+        baseline = 1
     results = {n: simulate(workload, system, with_workers(strategy, n), seed=seed,
-                           cost_cache=cache, on_overflow=on_overflow) for n in counts}
-    base = results[1].metrics["samples_per_s"]
+                           cost_cache=cache, on_overflow=on_overflow) for n in wanted}
+    if baseline not in results:
+        results[1] = simulate(workload, system, one, seed=seed, cost_cache=cache,
+                              on_overflow=on_overflow)
+    base = results[baseline].metrics["samples_per_s"]
     rows = []
-    for n in sorted(set(workers)):
+    for n in wanted:
         m = dict(results[n].metrics)
         m["speedup"] = m["samples_per_s"] / base
-        m["scaling_efficiency"] = m["speedup"] / n
+        m["scaling_efficiency"] = m["speedup"] / (n / baseline)
+        m["baseline_workers"] = baseline
         rows.append(m)
     columns = ["workers", "global_batch", "iteration_s", "samples_per_s", "speedup",
                "scaling_efficiency", "compute_s", "exposed_comm_s", "bytes_per_iteration"]

@@ -197,7 +197,10 @@ def system_from_dict(data, *, source=None) -> SystemSpec:
 
 
 def with_workers(strategy, workers: int):
-    """The strategy with another worker count."""
+    """The strategy with another worker count (a spec may define how: ``with_workers``)."""
+    own = getattr(strategy, "with_workers", None)
+    if own is not None:
+        return own(workers)
     return dataclasses.replace(strategy, workers=workers)
 
 

@@ -191,3 +191,37 @@ def test_fused_compute_runs_keep_per_operation_times_and_few_events():
     assert len(run.rows) == 100
     assert run.rows[-1][9] == pytest.approx(1.0)
     assert run.events == 1
+
+
+def two_servers(m: int, nic=B, local=10 * B) -> nx.Graph:
+    """Two servers of m GPUs: a fast local switch inside each, and one NIC per GPU into a
+    fabric switch."""
+    g = nx.Graph(name=f"2x{m}")
+    g.add_node(("switch", "fabric", 0), role="switch")
+    for srv in range(2):
+        g.add_node(("nvswitch", srv, 0), role="nvswitch", server=srv, index=0)
+        for i in range(m):
+            gpu = ("gpu", srv, i)
+            g.add_node(gpu, role="gpu", device="V100", server=srv, index=i)
+            add_link(g, gpu, ("nvswitch", srv, 0), bandwidth_Bps=local, latency_s=ALPHA,
+                     kind="nvlink")
+            add_link(g, gpu, ("switch", "fabric", 0), bandwidth_Bps=nic, latency_s=ALPHA,
+                     kind="infiniband")
+    return g
+
+
+def test_ring_uses_one_channel_per_gpu_of_a_server_as_nccl_does():
+    """m rotated rings each carry 1/m of the buffer and leave every server from a different
+    GPU, so the m NICs share the inter-server traffic (NCCL channels)."""
+    m, s = 4, 64e6
+    n = 2 * m
+    nodes = [("gpu", srv, i) for srv in range(2) for i in range(m)]
+    tg = TaskGraph(ranks=n)
+    tg.collective("allreduce", range(n), s, algorithm="ring")
+    graph = two_servers(m)
+    channels, _ = execute(tg, network_factory=lambda env: Network(env, graph), rank_nodes=nodes,
+                          rank_servers=[srv for srv, _ in ((nd[1], 0) for nd in nodes)])
+    per_flow = 2 * (n - 1) / n * s / m
+    assert channels.end_s == pytest.approx(per_flow / B + 2 * (n - 1) * 2 * ALPHA, rel=1e-12)
+    single, _ = execute(tg, network_factory=lambda env: Network(env, graph), rank_nodes=nodes)
+    assert single.end_s == pytest.approx(m * per_flow / B + 2 * (n - 1) * 2 * ALPHA, rel=1e-12)

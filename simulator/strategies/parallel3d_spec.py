@@ -140,6 +140,12 @@ class Parallel3DSpec:
     granularity: str = "layer"
     iterations: int = 2
 
+    def with_workers(self, workers: int) -> "Parallel3DSpec":
+        """The same tensor and pipeline degrees with ``workers / (tp * pp)`` data-parallel
+        replicas (a SpecError if that does not divide)."""
+        import dataclasses
+        return dataclasses.replace(self, workers=workers, dp=None)
+
     def __post_init__(self) -> None:
         from simulator.collectives import algorithms
         for name in ("tp", "pp", "chunks", "iterations"):
