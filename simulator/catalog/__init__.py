@@ -51,9 +51,11 @@ section 3.3. Choices worth knowing:
   ``A100-40GB`` and ``V100-32GB`` are entries of their own.
 - The Kepler and Maxwell entries' fp32 peaks equal Paleo's presets (K20 3520, K20X 3935, K40 4290,
   K80 board 5600, Titan X 6144 GFLOP/s), which a test checks.
-- Efficiencies (compute default 0.6, conv 0.6, matmul 0.7, elementwise 0.5, reduction 0.5;
-  memory 0.8) are **uncalibrated placeholders**, the same for every device, until a calibration
-  per device replaces them.
+- Efficiencies: the devices of the published reference set (K20, K20X, K40, K80 die, P100,
+  V100-SXM3, A100) are **calibrated once per device** by ``experiments/calibrate.py`` (each entry's
+  ``source`` names the rows or targets it was fitted to; see docs/VALIDATION.md); the others keep
+  **uncalibrated defaults** (compute 0.6, conv 0.6, matmul 0.7, elementwise 0.5, reduction 0.5;
+  memory 0.8), as their ``source`` says.
 - Idle power is an **estimate** (15 % of TDP) except for the TPUs, whose idle and busy powers are
   Google's measured minimum and maximum per chip. Network latencies are **estimates**
   (NVLink/PCIe/InfiniBand ~1 us, RoCE ~5 us, TCP 10 us, Paleo's AWS network 50 us).
