@@ -64,7 +64,7 @@ def import_matplotlib():
 def save_figure(fig, path: str | os.PathLike, *, dpi: int = 110) -> None:
     """Write ``fig`` to ``path`` atomically; the format follows the suffix (``.png``, ``.svg``,
     ``.pdf``)."""
-    from simulator.sweep.results import write_bytes_atomic
+    from simulator.atomic import write_bytes_atomic
     suffix = os.path.splitext(os.fspath(path))[1].lower().lstrip(".") or "png"
     if suffix not in ("png", "svg", "pdf"):
         raise SpecError("a plot is written as .png, .svg or .pdf", field="plot",

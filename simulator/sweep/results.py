@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from simulator.atomic import replace_atomic, write_bytes_atomic
 from simulator.sweep._plain import canonical_json, is_number
 from simulator.sweep.grid import SweepPlan
 
@@ -90,7 +90,7 @@ def write_results(frame: pd.DataFrame, folder: str | os.PathLike) -> list[Path]:
     engine = parquet_engine()
     if engine is not None:
         target = folder / "results.parquet"
-        _replace_atomic(target, lambda tmp: _parquet_ready(frame).to_parquet(
+        replace_atomic(target, lambda tmp: _parquet_ready(frame).to_parquet(
             tmp, engine=engine, index=False))
         written.append(target)
     return written
@@ -106,28 +106,3 @@ def _parquet_ready(frame: pd.DataFrame) -> pd.DataFrame:
             out[column] = [None if v is None or (isinstance(v, float) and math.isnan(v))
                            else v if isinstance(v, str) else canonical_json(v) for v in values]
     return out
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-    _replace_atomic(Path(path), write)
-
-
-def _replace_atomic(target: Path, write) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = str(target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # mode as umask says
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

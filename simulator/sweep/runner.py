@@ -20,7 +20,8 @@ from simulator.errors import SpecError
 from simulator.sweep.executors import make_executor
 from simulator.sweep.grid import Point, SweepPlan, expand
 from simulator.sweep.journal import Journal
-from simulator.sweep.results import assemble, write_bytes_atomic, write_results
+from simulator.atomic import write_bytes_atomic
+from simulator.sweep.results import assemble, write_results
 from simulator.sweep.spec import SweepSpec, load_sweep
 
 #: ``progress(done, total)``: points finished (reused from the journal included) of ``total``.
