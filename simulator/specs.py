@@ -7,7 +7,7 @@ name the config field and the bad value.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from simulator.costmodel import DTYPE_BYTES, OPTIMIZERS
@@ -205,5 +205,4 @@ def with_workers(strategy, workers: int):
 
 
 __all__ = ["WorkloadSpec", "SystemSpec", "DataParallelSpec", "ParameterServerSpec",
-           "strategy_from_dict", "workload_from_dict", "system_from_dict", "with_workers",
-           "field"]
+           "strategy_from_dict", "workload_from_dict", "system_from_dict", "with_workers"]

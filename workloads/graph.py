@@ -181,8 +181,4 @@ def _resolve_batch(spec: NetSpec, batch: int | None) -> int:
     raise SpecError("the net has no Input layer", source=spec.source, field="layers")
 
 
-def layer_spec_names(spec: NetSpec) -> list[str]:
-    return [ls.name for ls in spec.layers]
-
-
 __all__ = ["Layer", "LayerGraph", "LayerSpec", "build_graph"]

@@ -15,6 +15,10 @@ from typing import Any, Callable, Mapping, Sequence
 from simulator.errors import SpecError, UnknownNameError
 
 PHASES = ("forward", "backward_data", "backward_filter")
+# FLOPs per element of each activation function (conventional estimates: compare, clamp,
+# exp/tanh-based forms), shared by Activation layers and a convolution's fused activation_fn.
+ACTIVATION_FLOPS = {"relu": 1, "relu6": 2, "leaky_relu": 2, "elu": 3, "sigmoid": 4, "tanh": 4,
+                    "gelu": 8, "silu": 5, "swish": 5, "softplus": 4, "identity": 0}
 OP_CLASSES = ("conv", "matmul", "elementwise", "reduction", "data", "none")
 
 Shape = tuple[int, ...]

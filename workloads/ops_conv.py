@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import math
 
-from workloads.ops import (ZERO, Inferred, OpContext, Work, elementwise, matmul_work, numel,
-                           phases, register)
+from workloads.ops import (ACTIVATION_FLOPS, ZERO, Inferred, OpContext, Work, elementwise,
+                           matmul_work, numel, phases, register)
 
-# FLOPs per element of the fused epilogues a Paleo convolution may name (`activation_fn`,
-# `normalizer_fn`). Training-mode batch norm: mean, variance, normalise, scale and shift.
-_ACTIVATION_FLOPS = {"relu": 1, "relu6": 2, "sigmoid": 4, "tanh": 4, "gelu": 8, "silu": 5,
-                     "swish": 5, "elu": 3, "leaky_relu": 2, "softplus": 4, "identity": 0}
+# FLOPs per element of training-mode batch norm (a Paleo convolution's `normalizer_fn`, and the
+# BatchNorm layer): mean, variance, normalise, scale and shift.
 BATCH_NORM_FWD_FLOPS = 7
 BATCH_NORM_BWD_FLOPS = 10
 
@@ -86,10 +84,10 @@ def _epilogue(ctx: OpContext, out_elems: int) -> tuple[Work, Work, dict]:
     norm = ctx.get("normalizer_fn", None)
     fwd, bwd = ZERO, ZERO
     if act is not None:
-        if not isinstance(act, str) or act.lower() not in _ACTIVATION_FLOPS:
-            raise ctx.error("unknown activation_fn; valid: " + ", ".join(sorted(_ACTIVATION_FLOPS)),
+        if not isinstance(act, str) or act.lower() not in ACTIVATION_FLOPS:
+            raise ctx.error("unknown activation_fn; valid: " + ", ".join(sorted(ACTIVATION_FLOPS)),
                             "activation_fn", act)
-        f = _ACTIVATION_FLOPS[act.lower()]
+        f = ACTIVATION_FLOPS[act.lower()]
         fwd += Work(flops=f * out_elems)  # fused into the convolution's output write
         bwd += Work(flops=f * out_elems)
     if norm is not None:

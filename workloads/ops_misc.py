@@ -7,13 +7,11 @@ these nothing; its compatible estimator keeps that (``simulator.paleo``).
 """
 from __future__ import annotations
 
-from workloads.ops import (ZERO, Inferred, OpContext, Work, elementwise, elementwise_layer, numel,
-                           phases, register)
+from workloads.ops import (ACTIVATION_FLOPS, ZERO, Inferred, OpContext, Work, elementwise,
+                           elementwise_layer, numel, phases, register)
 from workloads.ops_conv import BATCH_NORM_BWD_FLOPS, BATCH_NORM_FWD_FLOPS
 from workloads.ops_dense import SOFTMAX_FLOPS
 
-ACTIVATION_FLOPS = {"relu": 1, "relu6": 2, "leaky_relu": 2, "elu": 3, "sigmoid": 4, "tanh": 4,
-                    "gelu": 8, "silu": 5, "swish": 5, "softplus": 4, "identity": 0}
 LRN_FLOPS_PER_WINDOW_ELEM = 2
 LRN_FLOPS_EXTRA = 5
 
