@@ -97,9 +97,14 @@ def test_textbook_example_on_the_network_finishes_at_predicted_instants():
                          "c": pytest.approx(4e-3, rel=1e-12)}
 
 
+# p2.8xlarge's layout with GPUDirect RDMA (the catalog's p2.8xlarge stages through host memory)
+RDMA_SERVER = ("{'gpu': 'K80', 'gpus': 8, 'pcie': 'pcie3_x16', 'gpus_per_pcie_switch': 2, "
+               "'nics': 1, 'nic': 'eth10'}")
+
+
 @pytest.mark.parametrize("n", [1, 2, 7, 32])
 def test_incast_into_one_nic_gives_each_flow_one_nth(n):
-    g = topologies.get(f"single_switch(servers={n}, server='p2.8xlarge', cpu_hosts=1)")
+    g = topologies.get(f"single_switch(servers={n}, server={RDMA_SERVER}, cpu_hosts=1)")
     ps = topologies.cpu_hosts(g)[0]
     senders = [gpus[0] for gpus in topologies.servers(g).values()]
     assert len(senders) == n
@@ -253,3 +258,29 @@ def test_flow_event_value_is_the_flow_record():
         ("cpu", 0), ("cpu", 1), 10.0, "x", env.now)
     assert net.flows_table(paths=True)["path"].iloc[0] == (
         ("cpu", 0), ("switch", "tor", 0), ("cpu", 1))
+
+
+def test_without_gpudirect_rdma_a_transfer_is_staged_through_both_hosts():
+    # Titan nodes: GPU -> host over PCIe 2.0, host -> host over Gemini, host -> GPU, one after
+    # the other, each hop at its own bottleneck and with its own path latency.
+    g = topologies.get("torus(dims=(2, 1, 1), server='titan_node')")
+    src, dst = ("gpu", 0, 0), ("gpu", 1, 0)
+    hops = [(src, ("cpu", 0)), (("cpu", 0), ("cpu", 1)), (("cpu", 1), dst)]
+    env = simpy.Environment()
+    net = Network(env, g)
+    expected = 0.0
+    for u, v in hops:
+        path = net.path(u, v)
+        bottleneck = min(g.edges[a, b]["bandwidth_Bps"] for a, b in zip(path, path[1:]))
+        expected += 1e8 / bottleneck + net.path_latency_s(u, v)
+    done = net.transfer(src, dst, 1e8)
+    env.run(done)
+    assert env.now == pytest.approx(expected, rel=1e-12)
+    table = net.flows_table()
+    assert list(zip(table["src"], table["dst"])) == hops
+    # inside a server, and towards a CPU, nothing extra: a direct flow, or one staging hop
+    net2 = Network(simpy.Environment(), g)
+    net2.transfer(src, ("cpu", 1), 1e8)
+    net2.env.run()
+    assert list(zip(net2.flows_table()["src"], net2.flows_table()["dst"])) == [
+        (src, ("cpu", 0)), (("cpu", 0), ("cpu", 1))]

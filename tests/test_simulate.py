@@ -31,7 +31,9 @@ def test_ring_allreduce_is_slower_on_an_oversubscribed_fat_tree():
 
 def test_a_single_parameter_server_saturates_its_nic():
     # fast GPUs (V100 in place of the nodes' K20X), so the server's NIC is the bottleneck early
-    system = SystemSpec(topology="single_switch(servers={servers}, server='titan_node', "
+    # (a Titan-like node with GPUDirect RDMA, so the only bottleneck is the server's NIC)
+    node = "{{'gpu': 'K20X', 'gpus': 1, 'pcie': 'pcie2_x16', 'nics': 1, 'nic': 'gemini'}}"
+    system = SystemSpec(topology="single_switch(servers={servers}, server=" + node + ", "
                                  "cpu_hosts=1)", gpus_per_server=1, device="V100")
     table, results = scaling_table(ALEXNET, system, ParameterServerSpec(shards=1), [4, 8, 16])
     speedup = dict(zip(table["workers"], table["speedup"]))

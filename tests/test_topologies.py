@@ -14,7 +14,13 @@ from topologies import add_link, validate
 ONE_GPU = "{'gpu': 'V100', 'gpus': 1, 'nics': 1, 'nic': 'ib_edr'}"  # GPU and NIC on the CPU
 CHIP = "{'gpu': 'TPUv3', 'gpus': 1, 'nics': 0}"
 ICI = "{'kind': 'ici', 'bandwidth_GBps': 100, 'latency_us': 1}"
-EDR = 100e9 / 8
+LINKS = topologies.links()
+EDR = 100e9 / 8 * LINKS["ib_edr"].payload_efficiency  # what flows see on an EDR link
+
+
+def pay(name):
+    """The payload efficiency of a catalogued link technology (topologies/links.json)."""
+    return LINKS[name].payload_efficiency
 
 
 def count(graph, role):
@@ -45,11 +51,11 @@ def test_fat_tree_counts_and_bandwidths():
     assert g.graph["servers"] == 16 and g.number_of_nodes() == 20 + 16 * 3
     assert g.number_of_edges() == 16 + 16 + 16 + 16 * 2
     assert topologies.diameter_hops(g) == 10  # gpu cpu nic edge agg core agg edge nic cpu gpu
-    assert topologies.bisection_Bps(g) == 8 * EDR
+    assert topologies.bisection_Bps(g) == pytest.approx(8 * EDR)
     over = topologies.get(f"fat_tree(k=4, oversubscription=2, server={ONE_GPU})")
-    assert bw(over, ("switch", "edge", 0), ("switch", "agg", 0)) == EDR / 2
+    assert bw(over, ("switch", "edge", 0), ("switch", "agg", 0)) == pytest.approx(EDR / 2)
     assert bw(over, ("switch", "agg", 0), ("switch", "core", 0)) == EDR
-    assert topologies.bisection_Bps(over) == 4 * EDR
+    assert topologies.bisection_Bps(over) == pytest.approx(4 * EDR)
 
 
 def test_fat_tree_rejects_bad_parameters():
@@ -74,7 +80,7 @@ def test_router_torus_3d_with_a_size_two_dimension():
     assert count(g, "router") == 24
     router_links = sum(1 for u, v in g.edges if u[0] == v[0] == "router")
     assert router_links == 12 + 24 + 24  # a size-2 dimension has one link per pair
-    assert bw(g, ("router", 0, 0, 0), ("router", 0, 0, 1)) == 70e9 / 8
+    assert bw(g, ("router", 0, 0, 0), ("router", 0, 0, 1)) == pytest.approx(6.911e9, rel=1e-6)
     with pytest.raises(SpecError, match="dims"):
         topologies.get("torus(dims=(0, 2))")
 
@@ -93,14 +99,15 @@ def test_leaf_spine_and_rail_optimized():
     g = topologies.get(f"leaf_spine(leaves=3, spines=2, servers_per_leaf=2, server={ONE_GPU})")
     assert count(g, "switch") == 5
     assert g.degree(("switch", "leaf", 2)) == 2 + 2
-    assert topologies.bisection_Bps(g) == 3 * EDR
+    assert topologies.bisection_Bps(g) == pytest.approx(3 * EDR)
     g = topologies.get(f"leaf_spine(leaves=2, spines=2, servers_per_leaf=4, server={ONE_GPU})")
-    assert topologies.bisection_Bps(g) == 2 * EDR  # 4 GPUs behind a leaf's 2 uplinks
+    assert topologies.bisection_Bps(g) == pytest.approx(2 * EDR)  # 4 GPUs behind a leaf's 2 uplinks
     g = topologies.get("rail_optimized(servers=4, server='dgx_a100', servers_per_leaf=2)")
     assert count(g, "switch") == 16 + 8
     assert g.has_edge(("nic", 3, 5), ("switch", "rail", 5, 1))
-    assert bw(g, ("switch", "rail", 0, 0), ("switch", "spine", 0)) == 2 / 8 * 200e9 / 8
-    assert topologies.bisection_Bps(g) == 16 * 200e9 / 8  # non-blocking
+    hdr = 200e9 / 8 * pay("ib_hdr")
+    assert bw(g, ("switch", "rail", 0, 0), ("switch", "spine", 0)) == pytest.approx(2 / 8 * hdr)
+    assert topologies.bisection_Bps(g) == pytest.approx(16 * hdr)  # non-blocking
 
 
 def test_dragonfly_merges_repeated_global_links():
@@ -109,7 +116,7 @@ def test_dragonfly_merges_repeated_global_links():
     global_edges = [(u, v) for u, v in g.edges
                     if u[0] == v[0] == "router" and u[1] != v[1]]
     assert len(global_edges) == 3
-    assert all(bw(g, u, v) == 2 * EDR for u, v in global_edges)
+    assert all(bw(g, u, v) == pytest.approx(2 * EDR) for u, v in global_edges)
     assert sum(1 for u, v in g.edges if u[0] == v[0] == "router" and u[1] == v[1]) == 3
 
 
@@ -117,7 +124,7 @@ def test_cpu_hosts_are_extra_servers_without_gpus():
     g = topologies.get("single_switch(servers=3, server='p2.8xlarge', cpu_hosts=2)")
     assert topologies.cpu_hosts(g) == [("cpu", 3), ("cpu", 4)]
     assert topologies.cpus(g)[:3] == [("cpu", 0), ("cpu", 1), ("cpu", 2)]
-    assert bw(g, ("nic", 4, 0), ("switch", "tor", 0)) == 10e9 / 8
+    assert bw(g, ("nic", 4, 0), ("switch", "tor", 0)) == pytest.approx(10e9 / 8 * pay("eth10"))
 
 
 def test_gpu_rank_order_is_server_major():
@@ -127,38 +134,59 @@ def test_gpu_rank_order_is_server_major():
 
 
 def test_published_system_presets_carry_the_published_link_facts():
+    # Edges carry the payload rate: the published line rate x the technology's payload efficiency.
+    approx = pytest.approx
     titan = topologies.get("titan_firecaffe")
     assert titan.graph["gpus"] == 128 and titan.graph["gpu_device"] == "K20X"
-    assert bw(titan, ("router", 0, 0, 0), ("router", 0, 0, 1)) == 70e9 / 8
+    assert bw(titan, ("router", 0, 0, 0), ("router", 0, 0, 1)) == approx(6.911e9, rel=1e-6)  # measured
     p2 = topologies.get("aws_p2_8xlarge")
-    assert p2.graph["gpus"] == 128 and bw(p2, ("nic", 0, 0), ("switch", "tor", 0)) == 10e9 / 8
+    assert p2.graph["gpus"] == 128
+    assert bw(p2, ("nic", 0, 0), ("switch", "tor", 0)) == approx(10e9 / 8 * 1448 / 1538, rel=1e-6)
     p16 = topologies.get("aws_p2_16xlarge")
     assert p16.graph["gpus_per_server"] == 16
-    assert bw(p16, ("nic", 0, 0), ("switch", "tor", 0)) == 20e9 / 8
+    assert bw(p16, ("nic", 0, 0), ("switch", "tor", 0)) == approx(20e9 / 8 * 1448 / 1538, rel=1e-6)
     v100 = topologies.get("dgx1_v100")
-    assert bw(v100, ("gpu", 0, 0), ("gpu", 0, 3)) == 50e9  # a double NVLink2 pair
+    assert bw(v100, ("gpu", 0, 0), ("gpu", 0, 3)) == approx(2 * 20e9)  # a double NVLink2 pair
     for i in range(8):
         nvlink = sum(d["bandwidth_Bps"] for _, _, d in v100.edges(("gpu", 0, i), data=True)
                      if d["kind"] == "nvlink")
-        assert nvlink == 150e9  # 6 x 25 GB/s
+        assert nvlink == approx(6 * 20e9)  # 6 x 25 GB/s line rate, 20 GB/s payload (NCCL)
     p100 = topologies.get("dgx1_p100")
     assert all(sum(d["bandwidth_Bps"] for _, _, d in p100.edges(g, data=True)
-                   if d["kind"] == "nvlink") == 80e9 for g in topologies.gpus(p100))
+                   if d["kind"] == "nvlink") == approx(4 * 18e9) for g in topologies.gpus(p100))
     dgx2 = topologies.get("dgx2h")
     assert dgx2.graph["gpus"] == 16 and dgx2.graph["gpu_device"] == "V100-SXM3"
-    assert bw(dgx2, ("gpu", 0, 7), ("nvswitch", 0, 0)) == 150e9
+    assert bw(dgx2, ("gpu", 0, 7), ("nvswitch", 0, 0)) == approx(6 * 20e9)
     selene = topologies.get("selene")
     assert selene.graph["gpus"] == 1024 and selene.graph["gpu_device"] == "A100-80GB"
     assert count(selene, "nic") == 8 * 128
-    assert bw(selene, ("gpu", 5, 0), ("nvswitch", 5, 0)) == 300e9
-    assert bw(selene, ("nic", 5, 0), ("switch", "edge", 5)) == 200e9 / 8
+    assert bw(selene, ("gpu", 5, 0), ("nvswitch", 5, 0)) == approx(12 * 20e9)
+    assert bw(selene, ("nic", 5, 0), ("switch", "edge", 5)) == approx(200e9 / 8 * 0.96)
     h100 = topologies.get("dgx_h100_pod")
-    assert bw(h100, ("gpu", 0, 0), ("nvswitch", 0, 0)) == 450e9
+    assert bw(h100, ("gpu", 0, 0), ("nvswitch", 0, 0)) == approx(18 * 20.6e9)
     horovod = topologies.get("horovod_roce")
     assert horovod.graph["gpus"] == 128 and horovod.graph["gpus_per_server"] == 4
-    assert bw(horovod, ("nic", 0, 0), ("switch", "tor", 0)) == 25e9 / 8
+    assert bw(horovod, ("nic", 0, 0), ("switch", "tor", 0)) == approx(25e9 / 8 * 0.96)
     pcie2 = topologies.get("k20_server")
-    assert bw(pcie2, ("gpu", 0, 0), ("pcie", 0, 0)) == 8e9
+    assert bw(pcie2, ("gpu", 0, 0), ("pcie", 0, 0)) == approx(8e9 * 0.75)
+
+
+def test_payload_efficiency_is_validated_and_scales_with_bundles():
+    from topologies.catalog import link_from_mapping
+    link = link_from_mapping("x", {"kind": "nvlink", "bandwidth_GBps": 25, "latency_us": 0,
+                                   "payload_efficiency": 0.8}, source="test")
+    assert link.payload_Bps == approx_exact(20e9)
+    assert link.scaled(12).payload_Bps == approx_exact(240e9)
+    assert link_from_mapping("y", {"bandwidth_GBps": 1, "latency_us": 0},
+                             source="test").payload_efficiency == 1.0
+    for bad in (0, 1.5, -0.1, "0.8", True):
+        with pytest.raises(SpecError, match="payload_efficiency"):
+            link_from_mapping("z", {"bandwidth_GBps": 1, "latency_us": 0,
+                                    "payload_efficiency": bad}, source="test")
+
+
+def approx_exact(value):
+    return pytest.approx(value, rel=1e-12, abs=0)
 
 
 def test_get_resolves_presets_with_overrides_and_builder_calls():

@@ -22,12 +22,18 @@ GPU_INTERCONNECTS = ("nvlink", "nvswitch", "pcie")
 
 @dataclass(frozen=True, kw_only=True)
 class LinkSpec:
-    """One link technology: ``bandwidth_Bps`` per direction (bytes/s) and one-way ``latency_s``."""
+    """One link technology: ``bandwidth_Bps`` per direction (bytes/s) and one-way ``latency_s``.
+
+    ``bandwidth_Bps`` is the rate the technology carries (its line or signalling rate, as
+    catalogued); ``payload_efficiency`` the fraction of it left for data after packet headers, flow
+    control and the transport's protocol. Flows see :attr:`payload_Bps`, their product.
+    """
 
     name: str
     kind: str
     bandwidth_Bps: float
     latency_s: float
+    payload_efficiency: float = 1.0
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -40,21 +46,32 @@ class LinkSpec:
         if not (self.latency_s >= 0 and math.isfinite(self.latency_s)):
             raise SpecError("latency must be >= 0", source=self.name, field="latency_us",
                             value=self.latency_s)
+        eff = self.payload_efficiency
+        if isinstance(eff, bool) or not isinstance(eff, (int, float)) or not 0 < eff <= 1:
+            raise SpecError("payload efficiency must be in (0, 1]", source=self.name,
+                            field="payload_efficiency", value=eff)
+
+    @property
+    def payload_Bps(self) -> float:
+        """Bytes/s of data a flow can move over the link (line rate x payload efficiency)."""
+        return self.bandwidth_Bps * self.payload_efficiency
 
     def scaled(self, factor: float) -> "LinkSpec":
         """The same technology with ``factor`` times the bandwidth (a bundle, or an oversubscribed
         uplink when ``factor < 1``)."""
         return LinkSpec(name=self.name, kind=self.kind, bandwidth_Bps=self.bandwidth_Bps * factor,
-                        latency_s=self.latency_s, source=self.source)
+                        latency_s=self.latency_s, payload_efficiency=self.payload_efficiency,
+                        source=self.source)
 
 
 def link_from_mapping(name: str, entry: Mapping[str, Any], *, source: str) -> LinkSpec:
     """Build a :class:`LinkSpec` from a JSON-style mapping (``bandwidth_GBps`` or
-    ``bandwidth_Gbitps`` or ``bandwidth_Bps``; ``latency_us`` or ``latency_s``; ``kind``)."""
+    ``bandwidth_Gbitps`` or ``bandwidth_Bps``; ``latency_us`` or ``latency_s``; ``kind``;
+    optional ``payload_efficiency``, default 1)."""
     if not isinstance(entry, Mapping):
         raise SpecError("a link must be an object", source=source, field=name, value=entry)
     known = {"kind", "bandwidth_GBps", "bandwidth_Gbitps", "bandwidth_Bps", "latency_us",
-             "latency_s", "source"}
+             "latency_s", "payload_efficiency", "source"}
     extra = sorted(set(entry) - known)
     if extra:
         raise SpecError("unknown field; valid: " + ", ".join(sorted(known)), source=source,
@@ -76,7 +93,9 @@ def link_from_mapping(name: str, entry: Mapping[str, Any], *, source: str) -> Li
     latency = raw_lat * US if lat_fields[0] == "latency_us" else float(raw_lat)
     try:
         return LinkSpec(name=name, kind=entry.get("kind", "link"), bandwidth_Bps=bandwidth,
-                        latency_s=latency, source=str(entry.get("source", "")))
+                        latency_s=latency,
+                        payload_efficiency=entry.get("payload_efficiency", 1.0),
+                        source=str(entry.get("source", "")))
     except SpecError as exc:
         raise SpecError(exc.problem, source=source, field=f"{name}.{exc.field}",
                         value=exc.value) from None
@@ -88,6 +107,8 @@ class ServerSpec:
 
     ``nvlink_pairs`` holds ``(i, j, links)`` triples for ``gpu_interconnect="nvlink"``; with
     ``"nvswitch"`` every GPU has ``nvlinks_per_gpu`` links into one non-blocking switch.
+    ``gpudirect_rdma=False`` marks servers whose NICs cannot read GPU memory: transfers to other
+    servers are staged through host memory (``simulator.network.staging``).
     """
 
     name: str
@@ -101,6 +122,7 @@ class ServerSpec:
     nvlink_pairs: tuple = ()
     nics: int = 1
     nic: str | None = None
+    gpudirect_rdma: bool = True
     source: str = ""
     links: Mapping[str, LinkSpec] = field(default_factory=dict, repr=False, compare=False)
 
@@ -112,6 +134,8 @@ class ServerSpec:
             value = getattr(self, fname)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise bad("must be an integer >= 0", fname, value)
+        if not isinstance(self.gpudirect_rdma, bool):
+            raise bad("must be true or false", "gpudirect_rdma", self.gpudirect_rdma)
         if self.gpus == 0 and self.nics == 0:
             raise bad("a server needs GPUs or a NIC", "nics", 0)
         if self.gpu_interconnect not in GPU_INTERCONNECTS:

@@ -31,7 +31,7 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
 
 
 def _wire(graph: nx.Graph, u, v, spec: LinkSpec, factor: float = 1.0) -> None:
-    add_link(graph, u, v, bandwidth_Bps=spec.bandwidth_Bps * factor, latency_s=spec.latency_s,
+    add_link(graph, u, v, bandwidth_Bps=spec.payload_Bps * factor, latency_s=spec.latency_s,
              kind=spec.kind)
 
 

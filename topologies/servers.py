@@ -21,7 +21,7 @@ from topologies.schema import add_link
 
 
 def _link(graph: nx.Graph, u, v, spec: LinkSpec, factor: float = 1.0) -> None:
-    add_link(graph, u, v, bandwidth_Bps=spec.bandwidth_Bps * factor, latency_s=spec.latency_s,
+    add_link(graph, u, v, bandwidth_Bps=spec.payload_Bps * factor, latency_s=spec.latency_s,
              kind=spec.kind)
 
 
@@ -43,6 +43,8 @@ def add_server(graph: nx.Graph, s: int, spec: ServerSpec) -> list:
     gpus = [("gpu", s, i) for i in range(spec.gpus)]
     for i, gpu in enumerate(gpus):
         graph.add_node(gpu, role="gpu", device=spec.gpu, server=s, index=i)
+        if not spec.gpudirect_rdma:
+            graph.nodes[gpu]["gpudirect_rdma"] = False
         _link(graph, gpu, switches[i // spec.gpus_per_pcie_switch] if switches else cpu, pcie)
     nics = [("nic", s, j) for j in range(spec.nics)]
     for j, nic in enumerate(nics):

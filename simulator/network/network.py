@@ -40,6 +40,7 @@ from simulator.errors import SpecError
 from simulator.network.incidence import Incidence
 from simulator.network.maxmin import maxmin_rates
 from simulator.network.routing import Router, flow_hash
+from simulator.network.staging import staged_hops, staging_hosts
 from topologies.paths import LinkArrays
 from topologies.schema import validate
 
@@ -129,6 +130,7 @@ class Network:
         #: Flow rates computed so far, summed over recomputations (the work they did).
         self.rates_computed = 0
         self._transit = self._transit_components()
+        self._staging = staging_hosts(graph)
         n_links = len(self.links.link_src)
         self._link_rate = np.zeros(n_links)
         self._link_since = np.zeros(n_links)
@@ -151,6 +153,9 @@ class Network:
 
         Returns a simpy event that succeeds, with the :class:`Flow` as its value, when the last
         byte has arrived. ``tag`` labels the flow in the records and is part of its ECMP key.
+        From or to a GPU without GPUDirect RDMA, across servers, the transfer is staged through
+        host memory (:mod:`simulator.network.staging`): one flow per hop, in sequence, and the
+        event's value is the last hop's flow.
 
         Raises
         ------
@@ -162,6 +167,18 @@ class Network:
         if not isinstance(nbytes, _NUMBER) or isinstance(nbytes, bool) or not (
                 nbytes >= 0 and math.isfinite(nbytes)):
             raise SpecError("must be a finite number of bytes >= 0", field="nbytes", value=nbytes)
+        hops = staged_hops(self.graph, self._staging, src, dst) if self._staging else None
+        if hops is not None:  # no GPUDirect RDMA: store and forward through host memory
+            return self.env.process(self._chain(hops, float(nbytes), tag))
+        return self._flow(src, dst, nbytes, tag)
+
+    def _chain(self, hops, nbytes: float, tag):
+        flow = None
+        for u, v in hops:
+            flow = yield self._flow(u, v, nbytes, tag)
+        return flow
+
+    def _flow(self, src, dst, nbytes, tag) -> simpy.Event:
         now = self.env.now
         flow = Flow(len(self.flows), src, dst, float(nbytes), tag, now, self.env.event())
         self.flows.append(flow)
