@@ -9,6 +9,8 @@ Paleo arithmetic lives in ``simulator.paleo``.
 Unlike Paleo, this model counts backward-data and backward-filter of a convolution at the forward's
 multiply-adds (no dilated-gradient over-count, Paleo bug of section 2.2), charges BatchNorm,
 activations, LRN and other elementwise layers their memory traffic, and uses SI units throughout.
+Convolutions take the fastest of the algorithms the device's software stack offers (direct, or
+Winograd's F(2x2,3x3) for eligible 3x3 layers; :mod:`simulator.fastconv`).
 
 Cost models share one small interface (:class:`CostModel`) and a registry, so profiled and learned
 models can stand in for the roofline wherever simulations run.
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from simulator.errors import SpecError, UnknownNameError
+from simulator.fastconv import DIRECT, algorithm_works
 from workloads.graph import Layer, LayerGraph
 from workloads.ops import PHASES, Work
 
@@ -81,8 +84,14 @@ class RooflineCostModel:
         return max(compute_s, memory_s)
 
     def phase_time_s(self, layer: Layer, phase: str, device, *, dtype: str = "fp32") -> float:
+        """The phase's time; a convolution takes its fastest algorithm among the device's
+        ``conv_algorithms`` (:mod:`simulator.fastconv`), as autotuning frameworks do."""
         check_dtype(dtype)
-        return self.work_time_s(layer.work[phase], layer.op_class, device, dtype=dtype)
+        algorithms = getattr(device, "conv_algorithms", (DIRECT,))
+        if layer.op_class != "conv" or algorithms == (DIRECT,):
+            return self.work_time_s(layer.work[phase], layer.op_class, device, dtype=dtype)
+        return min(self.work_time_s(work, layer.op_class, device, dtype=dtype)
+                   for _, work in algorithm_works(layer, phase, algorithms, dtype))
 
     def update_time_s(self, params: int, device, *, dtype: str = "fp32",
                       optimizer: str = "sgd") -> float:

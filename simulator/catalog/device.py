@@ -28,6 +28,23 @@ DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8")
 OP_CLASSES = ("default", "conv", "matmul", "elementwise", "reduction")
 #: Kinds of device.
 KINDS = ("gpu", "tpu", "cpu")
+#: Convolution algorithms a device's software stack may offer (see ``simulator.fastconv``).
+CONV_ALGORITHMS = ("direct", "winograd_2x2_3x3")
+
+
+def _check_conv_algorithms(value, name: str) -> tuple[str, ...]:
+    if (isinstance(value, str) or not isinstance(value, (list, tuple))
+            or not all(isinstance(v, str) for v in value)):
+        raise SpecError("must be a list of algorithm names", field=where(name, "conv_algorithms"),
+                        value=value)
+    for algorithm in value:
+        if algorithm not in CONV_ALGORITHMS:
+            raise SpecError(f"unknown convolution algorithm; valid: {', '.join(CONV_ALGORITHMS)}",
+                            field=where(name, "conv_algorithms"), value=algorithm)
+    if "direct" not in value:
+        raise SpecError("must include 'direct'", field=where(name, "conv_algorithms"),
+                        value=list(value))
+    return tuple(value)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +78,10 @@ class Device:
         Board power idle and at full load (TDP), watts; ``0 <= idle <= busy``.
     source : str
         Citations for the numbers.
+    conv_algorithms : tuple of str
+        Convolution algorithms of the device's software stack (:data:`CONV_ALGORITHMS`; must
+        include ``"direct"``); the roofline takes the fastest per layer (``simulator.fastconv``).
+        Default ``("direct",)``.
 
     Examples
     --------
@@ -86,6 +107,7 @@ class Device:
     idle_power_W: float
     busy_power_W: float
     source: str
+    conv_algorithms: tuple[str, ...] = ("direct",)
 
     def __post_init__(self) -> None:
         name = check_name(self.name)
@@ -105,6 +127,7 @@ class Device:
             "busy_power_W": check_non_negative(self.busy_power_W, entry=name,
                                                field="busy_power_W"),
         }
+        values["conv_algorithms"] = _check_conv_algorithms(self.conv_algorithms, name)
         for field in ("memory_bandwidth_Bps", "memory_bytes", "clock_hz"):
             values[field] = check_positive(getattr(self, field), entry=name, field=field)
         if values["busy_power_W"] < values["idle_power_W"]:

@@ -13,7 +13,7 @@ import functools
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from importlib import resources
 from typing import Any
 
@@ -63,9 +63,10 @@ def _build_entry(cls, item: Any, *, source: str, label: str):
         if key not in valid:
             raise SpecError(f"unknown field; valid: {', '.join(valid)}", source=source,
                             field=f"{entry}.{key}", value=key)
-    for key in valid:
-        if key not in item:
-            raise SpecError("missing field", source=source, field=f"{entry}.{key}")
+    for f in fields(cls):
+        if (f.name not in item and f.default is MISSING
+                and f.default_factory is MISSING):  # type: ignore[misc]
+            raise SpecError("missing field", source=source, field=f"{entry}.{f.name}")
     values = dict(item)
     if isinstance(values.get("source"), list) and all(isinstance(s, str)
                                                       for s in values["source"]):
