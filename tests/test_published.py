@@ -106,6 +106,30 @@ def test_error_targets_over_the_rows_that_are_not_known_misses(fast_result):
     assert scope["max_abs_error"] <= 0.25, error_table(fast_result.rows)
 
 
+def test_median_error_over_every_judged_row(fast_result):
+    """Issue 6, section 5's median (at most 10%) over all high- and medium-confidence rows, known
+    misses included (the fast rows; the slow PTD-P rows are known misses at about 19%, so adding
+    them cannot lower the median). The maximum is not met: docs/VALIDATION.md."""
+    summary = fast_result.summary.set_index("scope")
+    assert summary.loc["overall: high+medium", "median_abs_error"] <= 0.10, error_table(
+        fast_result.rows)
+
+
+@pytest.mark.skipif(not PALEO_NETS.is_dir(),
+                    reason=f"Paleo's nets not found at {PALEO_NETS} (the shared/ folder "
+                           "beside the clone)")
+def test_closer_than_paleo_on_its_case_studies_on_average():
+    """Issue 6, section 5: on Paleo's case studies (every row Paleo's estimator covers), the mean
+    absolute error is below that of Paleo's estimator at its best scheme per row."""
+    result = run_validation(rows="firecaffe-nin-*,tf-inception-100,mxnet-inception-128,"
+                                 "krizhevsky-*", paleo_nets=PALEO_NETS)
+    table = result.paleo.set_index("id")
+    assert len(table) == 8 + 1
+    mean = table.loc["mean |error|"]
+    assert mean["error"] < mean["paleo_error"], table.to_string()
+    assert mean["closer"] == "paleosim"
+
+
 def test_every_row_is_cited_and_its_case_builds():
     for row in TABLE.rows:
         source = TABLE.sources[row.source]
