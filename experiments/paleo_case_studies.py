@@ -62,7 +62,8 @@ PALEO_FILES = {"nin": "nin.json", "inception_v3": "inception_v3.json",
 #: One K40 per worker host on PCIe 3.0, a 10 GbE switch and 17 parameter-server hosts (the
 #: reference row tf-inception-100's case).
 TF_TOPOLOGY = ("single_switch(servers=100, server={{'gpu': 'K40', 'gpus': 1, "
-               "'pcie': 'pcie3_x16', 'nics': 1, 'nic': 'eth10'}}, cpu_hosts=17)")
+               "'pcie': 'pcie3_x16', 'nics': 1, 'nic': 'eth10', 'gpudirect_rdma': False}}, "
+               "cpu_hosts=17)")
 SERIES = {"firecaffe": "FireCaffe: NiN, K20X, global batch {batch}",
           "tf": "TensorFlow: Inception v3, K40, PS",
           "owt": "One weird trick: AlexNet, K20, hybrid",
