@@ -64,8 +64,7 @@ def _build_entry(cls, item: Any, *, source: str, label: str):
             raise SpecError(f"unknown field; valid: {', '.join(valid)}", source=source,
                             field=f"{entry}.{key}", value=key)
     for f in fields(cls):
-        if (f.name not in item and f.default is MISSING
-                and f.default_factory is MISSING):  # type: ignore[misc]
+        if f.name not in item and f.default is MISSING and f.default_factory is MISSING:
             raise SpecError("missing field", source=source, field=f"{entry}.{f.name}")
     values = dict(item)
     if isinstance(values.get("source"), list) and all(isinstance(s, str)

@@ -36,5 +36,5 @@ def staged_hops(graph: nx.Graph, staging: dict, src: Hashable, dst: Hashable) ->
         return None
     if graph.nodes[src].get("server") == graph.nodes[dst].get("server"):
         return None
-    nodes = [src] + [h for h in (a, b) if h is not None and h not in (src, dst)] + [dst]
+    nodes = [src, *(host for host in (a, b) if host is not None), dst]
     return list(zip(nodes, nodes[1:]))
