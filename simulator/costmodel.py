@@ -10,7 +10,8 @@ Unlike Paleo, this model counts backward-data and backward-filter of a convoluti
 multiply-adds (no dilated-gradient over-count, Paleo bug of section 2.2), charges BatchNorm,
 activations, LRN and other elementwise layers their memory traffic, and uses SI units throughout.
 Convolutions take the fastest of the algorithms the device's software stack offers (direct, or
-Winograd's F(2x2,3x3) for eligible 3x3 layers; :mod:`simulator.fastconv`).
+Winograd's F(2x2,3x3) for eligible 3x3 layers, or cuDNN's FFT algorithms;
+:mod:`simulator.fastconv`).
 
 Cost models share one small interface (:class:`CostModel`) and a registry, so profiled and learned
 models can stand in for the roofline wherever simulations run.
@@ -90,8 +91,9 @@ class RooflineCostModel:
         algorithms = getattr(device, "conv_algorithms", (DIRECT,))
         if layer.op_class != "conv" or algorithms == (DIRECT,):
             return self.work_time_s(layer.work[phase], layer.op_class, device, dtype=dtype)
-        return min(self.work_time_s(work, layer.op_class, device, dtype=dtype)
-                   for _, work in algorithm_works(layer, phase, algorithms, dtype))
+        return min(sum(self.work_time_s(work, layer.op_class, device, dtype=dtype) / fraction
+                       for work, fraction in kernels)
+                   for _, kernels in algorithm_works(layer, phase, algorithms, dtype))
 
     def update_time_s(self, params: int, device, *, dtype: str = "fp32",
                       optimizer: str = "sgd") -> float:

@@ -29,7 +29,7 @@ OP_CLASSES = ("default", "conv", "matmul", "elementwise", "reduction")
 #: Kinds of device.
 KINDS = ("gpu", "tpu", "cpu")
 #: Convolution algorithms a device's software stack may offer (see ``simulator.fastconv``).
-CONV_ALGORITHMS = ("direct", "winograd_2x2_3x3")
+CONV_ALGORITHMS = ("direct", "winograd_2x2_3x3", "winograd_4x4_3x3", "fft", "fft_tiling")
 
 
 def _check_conv_algorithms(value, name: str) -> tuple[str, ...]:
