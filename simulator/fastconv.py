@@ -97,12 +97,16 @@ _W4_INPUT_FLOPS, _W4_OUTPUT_FLOPS, _W4_FILTER_FLOPS = 336, 200, 189
 TRANSFORM_EFFICIENCY = 0.35
 
 
-def winograd_eligible(layer: Layer) -> bool:
-    """Whether F(2x2, 3x3) can compute ``layer``."""
+def _stride_1_ungrouped(layer: Layer) -> bool:
+    """A ``Convolution`` with stride 1, dilation 1 and one group: what every fast algorithm needs."""
     a = layer.attrs
-    return (layer.type == "Convolution" and tuple(a.get("kernel_hw", ())) == (3, 3)
-            and tuple(a.get("stride_hw", ())) == (1, 1)
+    return (layer.type == "Convolution" and tuple(a.get("stride_hw", ())) == (1, 1)
             and tuple(a.get("dilation_hw", (1, 1))) == (1, 1) and a.get("groups", 1) == 1)
+
+
+def winograd_eligible(layer: Layer) -> bool:
+    """Whether F(2x2, 3x3) (or F(4x4, 3x3)) can compute ``layer``."""
+    return _stride_1_ungrouped(layer) and tuple(layer.attrs.get("kernel_hw", ())) == (3, 3)
 
 
 def _tiles(height: int, width: int) -> int:
@@ -127,9 +131,7 @@ def staged_eligible(layer: Layer, algorithm: str) -> bool:
     a 3x3 kernel for Winograd, any kernel for the FFTs."""
     if algorithm == WINOGRAD_4X4_3X3:
         return winograd_eligible(layer)
-    a = layer.attrs
-    return (layer.type == "Convolution" and tuple(a.get("stride_hw", ())) == (1, 1)
-            and tuple(a.get("dilation_hw", (1, 1))) == (1, 1) and a.get("groups", 1) == 1)
+    return _stride_1_ungrouped(layer)
 
 
 def _fft_size(n: int) -> int:
