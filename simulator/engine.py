@@ -13,6 +13,12 @@ the order they become ready (a parameter server applying pushes as they arrive).
 An operation with ``quorum > 0`` in ``TaskGraph.meta["quorum"]`` (op id -> k) starts when k of its
 dependencies have finished (synchronous SGD with backup workers).
 
+A collective asks the collective planner (:mod:`simulator.planner`) for its plan over its
+members' nodes and runs its phases one after another: each coupled group of hops is one flow
+(:meth:`~simulator.network.Network.transfer_group`), each flow keyed by its connection (group,
+algorithm, phase, channel), so identical iterations take identical paths. A transfer is keyed by
+its stream and peer, never by its iteration or microbatch.
+
 Same task graph, network and seed: same timeline, bit for bit.
 """
 from __future__ import annotations
@@ -24,7 +30,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import simpy
 
-from simulator.collectives import expand
+from simulator.planner import CollectivePlanner
+from simulator.planner.planner import connection_key
 from simulator.taskgraph import Op, TaskGraph
 
 TIMELINE_COLUMNS = ("op", "rank", "stream", "kind", "name", "phase", "microbatch", "iteration",
@@ -41,9 +48,14 @@ class EngineRun:
 
 
 def flow_label(op: Op) -> str:
-    """The tag of an operation's flows: what it is, not where it sits in the task graph, so that
-    ECMP path choices (hashed on the tag) do not move when unrelated operations are added."""
+    """The tag of an operation's flows in the records: what it is, not where it sits in the
+    task graph."""
     return f"{op.kind}:{op.name}:{op.phase}:{op.iteration}:{op.microbatch}"
+
+
+def transfer_key(op: Op) -> tuple:
+    """A transfer's connection (ECMP key): its stream; the endpoints are hashed with it."""
+    return ("p2p", op.stream)
 
 
 def sample_durations(tg: TaskGraph, *, seed: int, jitter_cv: float) -> np.ndarray:
@@ -60,12 +72,13 @@ def sample_durations(tg: TaskGraph, *, seed: int, jitter_cv: float) -> np.ndarra
 
 
 class Engine:
-    """Runs one task graph. ``rank_nodes[r]`` is the topology node of rank r; ``rank_servers[r]``
-    its server (for hierarchical collectives)."""
+    """Runs one task graph. ``rank_nodes[r]`` is the topology node of rank r; ``planner`` plans
+    the collectives (default: a :class:`~simulator.planner.CollectivePlanner` on the network's
+    graph)."""
 
     def __init__(self, env: simpy.Environment, network, tg: TaskGraph, *,
-                 rank_nodes: Sequence[Any], rank_servers: Sequence[Any] | None = None,
-                 durations: np.ndarray | None = None) -> None:
+                 rank_nodes: Sequence[Any], durations: np.ndarray | None = None,
+                 planner: CollectivePlanner | None = None) -> None:
         if len(rank_nodes) < tg.ranks:
             raise ValueError(f"{tg.ranks} ranks but only {len(rank_nodes)} nodes")
         self.env = env
@@ -73,7 +86,8 @@ class Engine:
         self.tg = tg
         self.ops = tg.ops
         self.rank_nodes = list(rank_nodes)
-        self.rank_servers = list(rank_servers) if rank_servers is not None else None
+        self.planner = planner if planner is not None else CollectivePlanner(
+            network.graph, network=network)
         self.dur = durations if durations is not None else np.array(
             [op.duration_s for op in tg.ops], dtype=float)
         self.end: list[float | None] = [None] * len(tg.ops)
@@ -81,8 +95,7 @@ class Engine:
         self._arrivals: dict[int, int] = {}
         self._coll_done: dict[int, simpy.Event] = {}
         self._coll_start: dict[int, float] = {}
-        self._expansions: dict[tuple, list] = {}
-        self._latency: dict[tuple, float] = {}
+        self._coll_algorithm: dict[int, str] = {}
         self.rows: list[tuple] = []
         self.quorum: dict[int, int] = dict(tg.meta.get("quorum", {}))
         self.unordered = set(tg.meta.get("unordered_streams", ()))
@@ -128,10 +141,11 @@ class Engine:
                                           events)
         return simpy.AllOf(self.env, events)
 
-    def _record(self, op: Op, rank: int, start: float, end: float) -> None:
+    def _record(self, op: Op, rank: int, start: float, end: float,
+                algorithm: str | None = None) -> None:
         self.rows.append((op.id, rank, op.stream, op.kind, op.name, op.phase, op.microbatch,
                           op.iteration, start, end, op.nbytes, op.flops, op.collective,
-                          op.algorithm, op.peer))
+                          op.algorithm if algorithm is None else algorithm, op.peer))
 
     # -- processes ---------------------------------------------------------------------------
     def run(self, until: float | None = None) -> EngineRun:
@@ -209,7 +223,8 @@ class Engine:
         src, dst = self.rank_nodes[op.rank], self.rank_nodes[op.peer]
         if src != dst and op.nbytes > 0:
             self.events += 1
-            yield self.network.transfer(src, dst, op.nbytes, tag=flow_label(op))
+            yield self.network.transfer(src, dst, op.nbytes, tag=flow_label(op),
+                                        key=transfer_key(op))
 
     def _join_collective(self, op: Op, rank: int):
         done = self._coll_done.get(op.id)
@@ -221,45 +236,42 @@ class Engine:
             self.env.process(self._run_collective(op, done))
         self.events += 1
         yield done
-        self._record(op, rank, self._coll_start[op.id], self.env.now)
-
-    def _phases(self, op: Op):
-        servers = None
-        if self.rank_servers is not None:
-            servers = tuple(self.rank_servers[r] for r in op.group)
-        key = (op.collective, op.algorithm, len(op.group), op.nbytes, servers)
-        phases = self._expansions.get(key)
-        if phases is None:
-            phases = self._expansions[key] = expand(op.collective, op.algorithm, len(op.group),
-                                                    op.nbytes, servers=servers)
-        return phases
-
-    def _path_latency_s(self, src, dst) -> float:
-        """One-way latency of the route between two nodes (cached per pair)."""
-        key = (src, dst)
-        hit = self._latency.get(key)
-        if hit is None:
-            hit = self._latency[key] = self.network.path_latency_s(src, dst)
-        return hit
+        self._record(op, rank, self._coll_start[op.id], self.env.now,
+                     self._coll_algorithm.get(op.id))
 
     def _run_collective(self, op: Op, done: simpy.Event):
-        env = self.env
+        env, network = self.env, self.network
         wait = self._wait_deps(op)
         if wait is not None:
             self.events += 1
             yield wait
         self._coll_start[op.id] = env.now
-        nodes = [self.rank_nodes[r] for r in op.group]
-        for phase in self._phases(op):
-            label = flow_label(op)
-            events = [self.network.transfer(nodes[a], nodes[b], size, tag=label)
-                      for a, b, size in phase.flows if nodes[a] != nodes[b] and size > 0]
-            if events:
-                self.events += 1
-                yield simpy.AllOf(env, events)
+        members = tuple(self.rank_nodes[r] for r in op.group)
+        plan = self.planner.plan(op.collective, op.algorithm, members, op.nbytes)
+        self._coll_algorithm[op.id] = plan.algorithm
+        label = flow_label(op)
+        for k, phase in enumerate(plan.phases):
+            events = []
+            for g in phase.groups:
+                size = g.fraction * op.nbytes
+                if size <= 0:
+                    continue
+                key = connection_key(members, plan.algorithm, k, g.channel)
+                if phase.staging == "whole":
+                    (h,) = g.hops
+                    if h.src != h.dst:
+                        events.append(network.transfer(h.src, h.dst, size, tag=label, key=key,
+                                                       via=h.via))
+                else:
+                    hops = [(h.src, h.dst, h.via) for h in g.hops if h.src != h.dst]
+                    if hops:
+                        events.append(network.transfer_group(hops, size, tag=label, key=key))
+            if not events:
+                continue
+            self.events += 1
+            result = yield simpy.AllOf(env, events)
             if phase.steps > 1:
-                hop = max((self._path_latency_s(nodes[a], nodes[b])
-                           for a, b, _ in phase.flows if nodes[a] != nodes[b]), default=0.0)
+                hop = max(flow.latency_s for flow in result.values())
                 if hop > 0:
                     yield env.timeout((phase.steps - 1) * hop)
         self._set_end(op.id, env.now)
@@ -267,11 +279,13 @@ class Engine:
 
 
 def execute(tg: TaskGraph, *, network_factory: Callable[[simpy.Environment], Any],
-            rank_nodes: Sequence[Any], rank_servers: Sequence[Any] | None = None,
-            seed: int = 0, jitter_cv: float = 0.0):
-    """Run ``tg`` in a fresh simpy environment; returns ``(EngineRun, network)``."""
+            rank_nodes: Sequence[Any], seed: int = 0, jitter_cv: float = 0.0,
+            cross_nic: str = "auto"):
+    """Run ``tg`` in a fresh simpy environment; returns ``(EngineRun, network)``.
+    ``cross_nic`` as in :class:`~simulator.planner.CollectivePlanner`."""
     env = simpy.Environment()
     network = network_factory(env)
-    engine = Engine(env, network, tg, rank_nodes=rank_nodes, rank_servers=rank_servers,
+    planner = CollectivePlanner(network.graph, network=network, cross_nic=cross_nic)
+    engine = Engine(env, network, tg, rank_nodes=rank_nodes, planner=planner,
                     durations=sample_durations(tg, seed=seed, jitter_cv=jitter_cv))
     return engine.run(), network

@@ -64,10 +64,9 @@ def simulate(workload: WorkloadSpec, system: SystemSpec, strategy, *, seed: int 
     memory = compiled.extra.get("memory")
     if memory is not None and on_overflow == "raise":  # what does not fit fails before it runs
         check_memory_table(memory)
-    servers = [cluster.server_of(node) for node in compiled.rank_nodes]
     run, network = execute(compiled.taskgraph,
                            network_factory=lambda env: Network(env, cluster.graph, seed=seed),
-                           rank_nodes=compiled.rank_nodes, rank_servers=servers, seed=seed,
+                           rank_nodes=compiled.rank_nodes, seed=seed,
                            jitter_cv=getattr(strategy, "jitter_cv", 0.0))
     ops = pd.DataFrame(run.rows, columns=list(TIMELINE_COLUMNS))
     ops = ops.sort_values(["start_s", "rank", "op"], kind="stable").reset_index(drop=True)

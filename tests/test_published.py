@@ -52,7 +52,9 @@ def judge(rec: dict, row, table: str) -> None:
     """Assert the row's verdict for its status; the message is the whole error table."""
     msg = f"row {row.id}: verdict {rec['verdict']}\n{table}"
     if row.status == "known_miss":
-        assert rec["verdict"] == "known miss", msg  # still missing, for the stated reason
+        # a known miss may move either way: closer is reported ("now passes"), never a failure;
+        # its reason is a claim tested by tests/test_claims.py
+        assert rec["verdict"] in ("known miss", "now passes"), msg
     elif row.judged:
         assert rec["abs_error"] <= rec["tolerance"], msg
         assert rec["verdict"] == "pass", msg
@@ -257,4 +259,6 @@ def test_verdicts_of_judged_rows():
     doc["rows"][0].update(status="known_miss", reason="a stated reason",
                           published=predicted[0] * 1.01)
     missed = run_validation(table=parse_table(doc))
-    assert missed.rows["verdict"].iloc[0] == "UNEXPECTED PASS" and missed.failed
+    # a known miss that moved inside its tolerance is reported, never a failure
+    assert missed.rows["verdict"].iloc[0] == "now passes" and not missed.failed
+    assert missed.now_passing == [missed.rows["id"].iloc[0]]

@@ -109,6 +109,11 @@ class ServerSpec:
     ``"nvswitch"`` every GPU has ``nvlinks_per_gpu`` links into one non-blocking switch.
     ``gpudirect_rdma=False`` marks servers whose NICs cannot read GPU memory: transfers to other
     servers are staged through host memory (``simulator.network.staging``).
+
+    ``gpu_nics`` gives, per GPU, the local number of the NIC it uses (its nearest, as NCCL binds
+    it); empty means the builder's rule (:func:`default_gpu_nics`). ``nvls_efficiency`` (NVSwitch
+    servers) says the switch can reduce and multicast (NVLink SHARP) and at what fraction of the
+    link's payload rate its multimem traffic moves; ``None``: no NVLS.
     """
 
     name: str
@@ -123,6 +128,8 @@ class ServerSpec:
     nics: int = 1
     nic: str | None = None
     gpudirect_rdma: bool = True
+    gpu_nics: tuple = ()
+    nvls_efficiency: float | None = None
     source: str = ""
     links: Mapping[str, LinkSpec] = field(default_factory=dict, repr=False, compare=False)
 
@@ -167,9 +174,51 @@ class ServerSpec:
         if self.gpu_interconnect == "nvlink" and max(used, default=0) > self.nvlinks_per_gpu:
             raise bad(f"a GPU uses more than nvlinks_per_gpu={self.nvlinks_per_gpu} links",
                       "nvlink_pairs", max(used))
+        nics = tuple(self.gpu_nics)
+        if nics:
+            if len(nics) != self.gpus:
+                raise bad(f"needs one NIC number per GPU ({self.gpus})", "gpu_nics", list(nics))
+            if any(isinstance(j, bool) or not isinstance(j, int) or not 0 <= j < self.nics
+                   for j in nics):
+                raise bad(f"each entry is a NIC number in 0..{self.nics - 1}", "gpu_nics",
+                          list(nics))
+            object.__setattr__(self, "gpu_nics", nics)
+        eff = self.nvls_efficiency
+        if eff is not None:
+            if self.gpu_interconnect != "nvswitch":
+                raise bad("NVLS needs gpu_interconnect 'nvswitch'", "nvls_efficiency", eff)
+            if isinstance(eff, bool) or not isinstance(eff, (int, float)) or not 0 < eff <= 1:
+                raise bad("must be a fraction in (0, 1]", "nvls_efficiency", eff)
+
+    def nic_of_gpu(self, i: int) -> int | None:
+        """The local number of the NIC GPU ``i`` uses, or ``None`` for a server without NICs."""
+        if self.nics == 0:
+            return None
+        if self.gpu_nics:
+            return self.gpu_nics[i]
+        return default_gpu_nics(self)[i]
 
     def link(self, name: str) -> LinkSpec:
         return self.links[name]
+
+
+def default_gpu_nics(spec: "ServerSpec") -> tuple[int, ...]:
+    """The nearest NIC of every GPU, for servers that do not list ``gpu_nics``.
+
+    NICs under a GPU's own PCIe switch come first: the GPUs of a switch take its NICs in turn
+    (two GPUs and two NICs: one each; two GPUs and one NIC: both share it). Where NICs sit on the
+    CPU (fewer NICs than switches) GPU ``i`` takes NIC ``i * nics // gpus``, so the GPUs spread
+    evenly over them.
+    """
+    if spec.nics == 0 or spec.gpus == 0:
+        return ()
+    per = spec.gpus_per_pcie_switch
+    switches = -(-spec.gpus // per) if per else 0
+    if not switches or spec.nics < switches:
+        return tuple(i * spec.nics // spec.gpus for i in range(spec.gpus))
+    under = [[j for j in range(spec.nics) if j * switches // spec.nics == k]
+             for k in range(switches)]
+    return tuple(under[i // per][(i % per) % len(under[i // per])] for i in range(spec.gpus))
 
 
 @lru_cache(maxsize=None)
@@ -200,6 +249,8 @@ def server_from_mapping(name: str, entry: Mapping[str, Any], *, source: str) -> 
     if "nvlink_pairs" in values:
         values["nvlink_pairs"] = tuple(tuple(p) if isinstance(p, list) else p
                                        for p in values["nvlink_pairs"])
+    if isinstance(values.get("gpu_nics"), list):
+        values["gpu_nics"] = tuple(values["gpu_nics"])
     try:
         return ServerSpec(name=name, links=links(), **values)
     except SpecError as exc:

@@ -10,6 +10,13 @@ numbered after the GPU servers. Bad parameters raise ``ValueError``.
 Switch labels: ``("switch", layer, j)`` with layer ``tor``, ``edge``, ``agg``, ``core``, ``leaf``,
 ``spine``; rail leaves ``("switch", "rail", rail, group)``; routers ``("router", *coords)`` in a
 torus and ``("router", group, r)`` in a dragonfly.
+
+Every builder takes ``routing`` (``dmodk``, ``ecmp`` or ``shortest``; see
+:mod:`simulator.network.routing`), stored as the graph attribute of that name; by default the
+fabric link's kind decides (:func:`~topologies.schema.default_routing`: InfiniBand fabrics route
+deterministically by destination, Ethernet fabrics hash connections over equal-cost paths).
+Fabric ports are numbered in order (server by server, NIC by NIC, then the CPU hosts) in the
+node attribute ``port``, the host-port numbers that destination-based routing uses.
 """
 from __future__ import annotations
 
@@ -20,7 +27,7 @@ from typing import Any
 import networkx as nx
 
 from topologies.catalog import LinkSpec, ServerSpec, links, resolve_link, resolve_server
-from topologies.schema import add_link
+from topologies.schema import ROUTINGS, add_link, default_routing
 from topologies.servers import add_server
 
 
@@ -35,11 +42,12 @@ def _wire(graph: nx.Graph, u, v, spec: LinkSpec, factor: float = 1.0) -> None:
              kind=spec.kind)
 
 
-def _cluster(name: str, server, servers: int, cpu_hosts: int, link) -> tuple:
+def _cluster(name: str, server, servers: int, cpu_hosts: int, link, routing=None) -> tuple:
     """A graph holding ``servers`` servers and ``cpu_hosts`` CPU hosts, not yet wired together.
 
     Returns ``(graph, server_spec, fabric_link, ports)`` where ``ports[s]`` lists server ``s``'s
-    ports.
+    ports (numbered in order in their ``port`` attribute). ``routing`` defaults to the fabric
+    link's kind (:func:`~topologies.schema.default_routing`).
     """
     spec = resolve_server(server)
     _positive_int("servers", servers)
@@ -55,7 +63,18 @@ def _cluster(name: str, server, servers: int, cpu_hosts: int, link) -> tuple:
     ports = [add_server(graph, s, spec) for s in range(servers)]
     host = ServerSpec(name="cpu_host", gpus=0, nics=1, links=links())
     ports += [add_server(graph, servers + h, host) for h in range(cpu_hosts)]
+    for number, port in enumerate(itertools.chain.from_iterable(ports)):
+        graph.nodes[port]["port"] = number
+    graph.graph["routing"] = _routing(routing, fabric)
     return graph, spec, fabric, ports
+
+
+def _routing(routing, fabric: LinkSpec) -> str:
+    if routing is None:
+        return default_routing(fabric.kind)
+    if routing not in ROUTINGS:
+        raise ValueError(f"routing must be one of {', '.join(ROUTINGS)} (got {routing!r})")
+    return routing
 
 
 def server(server: Any = "dgx1_v100") -> nx.Graph:
@@ -69,16 +88,17 @@ def server(server: Any = "dgx1_v100") -> nx.Graph:
     if spec.gpus == 0:
         raise ValueError("a lone server needs GPUs")
     graph = nx.Graph(name=f"server({spec.name})", servers=1, gpus_per_server=spec.gpus,
-                     gpus=spec.gpus, cpu_hosts=0, gpu_device=spec.gpu, gpus_forward=False)
+                     gpus=spec.gpus, cpu_hosts=0, gpu_device=spec.gpu, gpus_forward=False,
+                     routing="shortest")
     add_server(graph, 0, spec)
     return graph
 
 
 def single_switch(servers: int = 4, *, server: Any = "dgx1_v100", cpu_hosts: int = 0,
-                  link: Any = None) -> nx.Graph:
+                  link: Any = None, routing: str | None = None) -> nx.Graph:
     """A star: every port of every server into one switch ``("switch", "tor", 0)``."""
     graph, spec, fabric, ports = _cluster(f"single_switch(servers={servers})", server, servers,
-                                          cpu_hosts, link)
+                                          cpu_hosts, link, routing)
     hub = ("switch", "tor", 0)
     graph.add_node(hub, role="switch", index=0)
     for port in itertools.chain.from_iterable(ports):
@@ -86,20 +106,23 @@ def single_switch(servers: int = 4, *, server: Any = "dgx1_v100", cpu_hosts: int
     return graph
 
 
-def ring(servers: int = 8, *, server: Any = "dgx1_v100", link: Any = None) -> nx.Graph:
+def ring(servers: int = 8, *, server: Any = "dgx1_v100", link: Any = None,
+         routing: str | None = None) -> nx.Graph:
     """Servers in a ring, port ``j`` of server ``s`` cabled to port ``j`` of server ``s + 1``.
 
     With several ports per server this is several parallel rings. A ring of two is one link.
     """
     _positive_int("servers", servers, 2)
-    graph, spec, fabric, ports = _cluster(f"ring(servers={servers})", server, servers, 0, link)
+    graph, spec, fabric, ports = _cluster(f"ring(servers={servers})", server, servers, 0, link,
+                                          routing)
     for s in range(servers if servers > 2 else 1):
         for a, b in zip(ports[s], ports[(s + 1) % servers]):
             _wire(graph, a, b, fabric)
     return graph
 
 
-def torus(dims: Any = (4, 4, 4), *, server: Any = "titan_node", link: Any = None) -> nx.Graph:
+def torus(dims: Any = (4, 4, 4), *, server: Any = "titan_node", link: Any = None,
+          routing: str | None = None) -> nx.Graph:
     """A torus with one server per coordinate (2D, 3D, or any number of dimensions).
 
     Servers with a NIC hang off a router ``("router", *coords)`` and the routers form the torus
@@ -112,7 +135,8 @@ def torus(dims: Any = (4, 4, 4), *, server: Any = "titan_node", link: Any = None
         raise ValueError(f"dims must be a non-empty sequence of integers >= 1 (got {dims!r})")
     dims = tuple(dims)
     n = math.prod(dims)
-    graph, spec, fabric, ports = _cluster(f"torus(dims={list(dims)})", server, n, 0, link)
+    graph, spec, fabric, ports = _cluster(f"torus(dims={list(dims)})", server, n, 0, link,
+                                          routing)
     coords = list(itertools.product(*(range(d) for d in dims)))
     if spec.nics == 0:
         if spec.gpus != 1:
@@ -135,7 +159,8 @@ def torus(dims: Any = (4, 4, 4), *, server: Any = "titan_node", link: Any = None
 
 
 def fat_tree(k: int = 4, *, oversubscription: float = 1.0, server: Any = "dgx_a100",
-             servers: int | None = None, cpu_hosts: int = 0, link: Any = None) -> nx.Graph:
+             servers: int | None = None, cpu_hosts: int = 0, link: Any = None,
+             routing: str | None = None) -> nx.Graph:
     """A k-ary fat-tree (Al-Fares et al., SIGCOMM 2008): k pods of k/2 edge and k/2 aggregation
     switches, (k/2)^2 core switches, k^3/4 host ports.
 
@@ -160,7 +185,8 @@ def fat_tree(k: int = 4, *, oversubscription: float = 1.0, server: Any = "dgx_a1
         raise ValueError(f"{servers} servers x {per_server} ports + {cpu_hosts} CPU hosts do not "
                          f"fit the {capacity} host ports of a k={k} fat-tree")
     graph, spec, fabric, ports = _cluster(
-        f"fat_tree(k={k}, oversubscription={oversubscription})", spec, servers, cpu_hosts, link)
+        f"fat_tree(k={k}, oversubscription={oversubscription})", spec, servers, cpu_hosts, link,
+        routing)
     uplink = fabric.scaled(1.0 / oversubscription)
     for p in range(k):
         for e in range(half):
@@ -183,7 +209,7 @@ def fat_tree(k: int = 4, *, oversubscription: float = 1.0, server: Any = "dgx_a1
 
 def leaf_spine(leaves: int = 2, spines: int = 2, *, servers_per_leaf: int = 2,
                server: Any = "dgx1_v100", cpu_hosts: int = 0, link: Any = None,
-               uplink: Any = None) -> nx.Graph:
+               uplink: Any = None, routing: str | None = None) -> nx.Graph:
     """A two-level Clos: every server's ports into its leaf, every leaf to every spine.
 
     Server ``s`` sits under leaf ``s // servers_per_leaf``; CPU host ``h`` under leaf
@@ -195,7 +221,7 @@ def leaf_spine(leaves: int = 2, spines: int = 2, *, servers_per_leaf: int = 2,
     _positive_int("servers_per_leaf", servers_per_leaf)
     graph, spec, fabric, ports = _cluster(
         f"leaf_spine(leaves={leaves}, spines={spines}, servers_per_leaf={servers_per_leaf})",
-        server, leaves * servers_per_leaf, cpu_hosts, link)
+        server, leaves * servers_per_leaf, cpu_hosts, link, routing)
     up = fabric if uplink is None else resolve_link(uplink, what="uplink")
     for i in range(leaves):
         graph.add_node(("switch", "leaf", i), role="switch", index=i)
@@ -213,7 +239,8 @@ def leaf_spine(leaves: int = 2, spines: int = 2, *, servers_per_leaf: int = 2,
 
 def rail_optimized(servers: int = 4, *, server: Any = "dgx_a100",
                    servers_per_leaf: int | None = None, spines: int | None = None,
-                   cpu_hosts: int = 0, link: Any = None, uplink: Any = None) -> nx.Graph:
+                   cpu_hosts: int = 0, link: Any = None, uplink: Any = None,
+                   routing: str | None = None) -> nx.Graph:
     """A rail-optimised fabric: NIC ``j`` of every server goes to a leaf of rail ``j``.
 
     Servers form groups of ``servers_per_leaf`` (default: all of them); rail ``j`` of group ``g`` is
@@ -231,7 +258,7 @@ def rail_optimized(servers: int = 4, *, server: Any = "dgx_a100",
     n_spines = spec.nics if spines is None else _positive_int("spines", spines)
     groups = -(-servers // per_leaf)
     graph, spec, fabric, ports = _cluster(f"rail_optimized(servers={servers})", spec, servers,
-                                          cpu_hosts, link)
+                                          cpu_hosts, link, routing)
     up = (fabric.scaled(per_leaf / n_spines) if uplink is None
           else resolve_link(uplink, what="uplink"))
     for j in range(n_spines):
@@ -253,7 +280,8 @@ def rail_optimized(servers: int = 4, *, server: Any = "dgx_a100",
 
 def dragonfly(groups: int = 4, routers_per_group: int = 4, servers_per_router: int = 2, *,
               global_links: int = 1, server: Any = "dgx1_v100", cpu_hosts: int = 0,
-              link: Any = None, local_link: Any = None, global_link: Any = None) -> nx.Graph:
+              link: Any = None, local_link: Any = None, global_link: Any = None,
+              routing: str | None = None) -> nx.Graph:
     """A dragonfly (Kim et al., ISCA 2008): routers all-to-all inside a group, ``global_links``
     links between every pair of groups, spread round-robin over each group's routers.
 
@@ -268,7 +296,7 @@ def dragonfly(groups: int = 4, routers_per_group: int = 4, servers_per_router: i
     n = groups * routers_per_group * servers_per_router
     graph, spec, fabric, ports = _cluster(
         f"dragonfly(groups={groups}, routers_per_group={routers_per_group}, "
-        f"servers_per_router={servers_per_router})", server, n, cpu_hosts, link)
+        f"servers_per_router={servers_per_router})", server, n, cpu_hosts, link, routing)
     local = fabric if local_link is None else resolve_link(local_link, what="local_link")
     glob = fabric if global_link is None else resolve_link(global_link, what="global_link")
     for g in range(groups):

@@ -41,6 +41,19 @@ def _tupled(value: Any) -> Any:
     return tuple(_tupled(v) for v in value) if isinstance(value, list) else value
 
 
+#: Node attributes whose values are node labels (tuples), written like node ids.
+_LABEL_ATTRS = ("nic",)
+
+
+def _labels_back(graph: nx.Graph) -> None:
+    """Node attributes that hold node labels, back to labels (GraphML text, JSON arrays)."""
+    for _, data in graph.nodes(data=True):
+        for key in _LABEL_ATTRS:
+            if key in data:
+                value = data[key]
+                data[key] = _label(value) if isinstance(value, str) else _tupled(value)
+
+
 def _convert_units(graph: nx.Graph, source: str) -> None:
     for u, v, data in graph.edges(data=True):
         where = f"edges[{u!r}, {v!r}]"
@@ -137,6 +150,7 @@ def load(path: str | Path) -> nx.Graph:
     graph = _read_graphml(path, source) if path.suffix == ".graphml" else \
         _read_node_link(path, source)
     _convert_units(graph, source)
+    _labels_back(graph)
     graph.graph.setdefault("name", path.stem)
     return validate(graph, source=source)
 
@@ -155,6 +169,10 @@ def save(graph: nx.Graph, path: str | Path) -> None:
     if path.suffix == ".graphml":
         plain = nx.relabel_nodes(graph, {n: repr(n) if isinstance(n, tuple) else n
                                          for n in graph.nodes}, copy=True)
+        for _, data in plain.nodes(data=True):
+            for key in _LABEL_ATTRS:
+                if isinstance(data.get(key), tuple):
+                    data[key] = repr(data[key])
         text = "\n".join(nx.generate_graphml(plain)) + "\n"
     else:
         data = nx.node_link_data(graph, edges="edges")

@@ -8,7 +8,10 @@ Two rules make routes physical:
 - **Route cost.** Each directed link costs ``latency_s + ROUTE_REF_BYTES / bandwidth_Bps``: the
   time a 1 MiB message would take on that link alone. A route minimises the sum over its hops, so
   a GPU pair prefers NVLink or NVSwitch to PCIe. Costs are rounded to whole nanoseconds (at least
-  1) so that equal-cost paths compare exactly (equal-cost multipath needs exact ties).
+  1) so that equal-cost paths compare exactly (equal-cost multipath needs exact ties). A link
+  between two nodes of one server costs 1 ns more: among otherwise equal routes, the one with
+  fewer hops inside servers wins, so traffic between two NICs never ties with a detour through
+  a server's PCIe tree and another of its NICs (NICs do not relay between themselves).
 
 :func:`distances` computes, for many destinations at once, the cost from every node: a
 Bellman-Ford relaxation whose every round is a few numpy operations over all (link, destination)
@@ -46,6 +49,9 @@ class LinkArrays:
     # links sorted by source node, for per-node reductions
     order: np.ndarray
     starts: np.ndarray
+    #: per node, its host-port number (node attribute ``port``), else its node number: the key
+    #: of destination-based routing
+    port: np.ndarray | None = None
 
     @classmethod
     def from_graph(cls, graph: nx.Graph) -> "LinkArrays":
@@ -63,12 +69,18 @@ class LinkArrays:
             bw[2 * e] = bw[2 * e + 1] = data["bandwidth_Bps"]
             lat[2 * e] = lat[2 * e + 1] = data["latency_s"]
         cost = np.maximum(np.rint((lat + ROUTE_REF_BYTES / bw) * 1e9), 1).astype(np.int64)
+        server = [graph.nodes[n].get("server") for n in nodes]
+        inside = np.array([server[s] is not None and server[s] == server[d]
+                           for s, d in zip(src.tolist(), dst.tolist())], dtype=bool)
+        cost = cost + inside
         gpus_forward = bool(graph.graph.get("gpus_forward", False))
         forwards = np.array([gpus_forward or graph.nodes[n].get("role") != "gpu" for n in nodes],
                             dtype=bool)
         order = np.argsort(src, kind="stable")
         starts = np.searchsorted(src[order], np.arange(len(nodes)))
-        return cls(nodes, index, src, dst, bw, lat, cost, forwards, order, starts)
+        port = np.array([graph.nodes[n].get("port", i) for i, n in enumerate(nodes)],
+                        dtype=np.int64)
+        return cls(nodes, index, src, dst, bw, lat, cost, forwards, order, starts, port)
 
     def relaxation_groups(self, which: np.ndarray, weight: np.ndarray) -> list:
         """The links leaving the nodes selected by boolean ``which``, grouped by out-degree.

@@ -8,9 +8,14 @@ Every edge is one full-duplex link with ``bandwidth_Bps`` (bytes/s, per directio
 (e.g. two NVLinks between the same GPUs) are one edge with the summed bandwidth.
 
 Graph attributes: ``name`` (str), and from the builders ``servers`` (GPU servers), ``gpus_per_server``,
-``gpus`` (total), ``cpu_hosts``, ``builder`` (the call that built it) and ``gpus_forward`` (bool:
+``gpus`` (total), ``cpu_hosts``, ``builder`` (the call that built it), ``gpus_forward`` (bool:
 whether GPU nodes may relay other endpoints' traffic, true only for direct-connect fabrics such as a
-torus of chips; PCIe and NVLink GPUs never forward).
+torus of chips; PCIe and NVLink GPUs never forward) and ``routing`` (one of :data:`ROUTINGS`: how
+the fabric spreads flows over equal-cost paths; absent means ``ecmp``).
+
+Optional node attributes: ``nic`` on a GPU (or CPU): the label of the NIC its traffic to other
+servers leaves and arrives through; ``port`` on a fabric port (NIC, or a GPU of a NIC-less chip):
+its host-port number in the fabric, which destination-based routing uses.
 """
 from __future__ import annotations
 
@@ -26,6 +31,18 @@ from simulator.errors import SpecError
 ROLES = ("cpu", "gpu", "nic", "nvswitch", "pcie_switch", "router", "switch")
 #: Link kinds (informative: the network model uses only bandwidth and latency).
 KINDS = ("ethernet", "ici", "infiniband", "link", "nvlink", "pcie", "torus")
+#: Routing policies of a fabric (graph attribute ``routing``; see simulator/network/routing.py).
+ROUTINGS = ("dmodk", "ecmp", "shortest")
+#: The routing a fabric of each link kind uses unless its builder is told otherwise: InfiniBand
+#: subnet managers install deterministic destination-based routes (OpenSM's ftree / D-mod-K
+#: engines), Ethernet and RoCE switches hash each connection onto one of the equal-cost paths.
+DEFAULT_ROUTING = {"infiniband": "dmodk", "ethernet": "ecmp"}
+
+
+def default_routing(kind: str) -> str:
+    """The routing policy of a fabric built from links of ``kind`` (``shortest`` for others:
+    torus and direct-connect fabrics route dimension by dimension, one fixed path per pair)."""
+    return DEFAULT_ROUTING.get(kind, "shortest")
 
 
 def add_link(graph: nx.Graph, u: Hashable, v: Hashable, *, bandwidth_Bps: float, latency_s: float,
@@ -95,6 +112,20 @@ def validate(graph: Any, *, source: str | None = None) -> nx.Graph:
         if not _number(lat) or not (lat >= 0 and math.isfinite(lat)):
             raise SpecError("latency_s must be a finite number of seconds >= 0",
                             source=name, field=f"{where}.latency_s", value=lat)
+    for node, data in graph.nodes(data=True):
+        nic = data.get("nic")
+        if nic is None:
+            continue
+        if nic not in graph or graph.nodes[nic].get("role") != "nic":
+            raise SpecError("names no NIC node of the topology", source=name,
+                            field=f"nodes[{node!r}].nic", value=nic)
+        if graph.nodes[nic].get("server") != data.get("server"):
+            raise SpecError("a node's NIC must sit in its own server", source=name,
+                            field=f"nodes[{node!r}].nic", value=nic)
+    routing = graph.graph.get("routing", "ecmp")
+    if routing not in ROUTINGS:
+        raise SpecError("unknown routing; valid: " + ", ".join(ROUTINGS), source=name,
+                        field="graph.routing", value=routing)
     if not nx.is_connected(graph):
         parts = sorted(nx.connected_components(graph), key=len)
         stray = sorted(map(repr, parts[0]))[:3]

@@ -10,7 +10,12 @@ Node labels (``s`` is the server id, an ``int``): ``("cpu", s)``, ``("pcie", s, 
   servers pair GPUs and NICs under one switch); otherwise they sit on the CPU.
 - ``nvlink``: one edge per GPU pair in ``nvlink_pairs`` with ``links`` x the NVLink bandwidth.
   ``nvswitch``: every GPU has one edge into a single non-blocking switch node whose bandwidth is
-  ``nvlinks_per_gpu`` x the NVLink bandwidth (the NVSwitch chips are one crossbar here).
+  ``nvlinks_per_gpu`` x the NVLink bandwidth (the NVSwitch chips are one crossbar here); a switch
+  that can reduce and multicast (NVLink SHARP) carries ``nvls_efficiency``.
+- Every GPU of a server with NICs carries ``nic``: the label of the NIC it uses
+  (``ServerSpec.gpu_nics``, by default its nearest, see
+  :func:`~topologies.catalog.default_gpu_nics`). Traffic from a GPU to another server leaves
+  through that NIC (NCCL's GPU-NIC affinity), unless a collective's plan names another.
 """
 from __future__ import annotations
 
@@ -51,6 +56,10 @@ def add_server(graph: nx.Graph, s: int, spec: ServerSpec) -> list:
         graph.add_node(nic, role="nic", server=s, index=j)
         on_switch = switches and spec.nics >= n_switches
         _link(graph, nic, switches[j * n_switches // spec.nics] if on_switch else cpu, pcie)
+    for i, gpu in enumerate(gpus):
+        j = spec.nic_of_gpu(i)
+        if j is not None:
+            graph.nodes[gpu]["nic"] = nics[j]
     if spec.gpu_interconnect == "nvlink":
         nvlink = spec.link(spec.nvlink)
         for i, j, count in spec.nvlink_pairs:
@@ -59,6 +68,8 @@ def add_server(graph: nx.Graph, s: int, spec: ServerSpec) -> list:
         nvlink = spec.link(spec.nvlink)
         hub = ("nvswitch", s, 0)
         graph.add_node(hub, role="nvswitch", server=s, index=0)
+        if spec.nvls_efficiency is not None:
+            graph.nodes[hub]["nvls_efficiency"] = float(spec.nvls_efficiency)
         for gpu in gpus:
             _link(graph, gpu, hub, nvlink, spec.nvlinks_per_gpu)
     return nics if nics else gpus

@@ -143,9 +143,13 @@ def _format(result, table, fmt: str, *, with_paleo: bool) -> str:
     summary = _display_summary(result.summary)
     paleo = _display_paleo(result.paleo) if with_paleo and len(result.paleo) else None
     reasons = _reasons(rows)
-    failing = rows[rows["verdict"].isin(("FAIL", "UNEXPECTED PASS", "trend FAIL"))]["id"]
+    from simulator.validation.runner import FAILING
+    failing = rows[rows["verdict"].isin(FAILING)]["id"]
     verdict = (f"FAILED: {', '.join(failing)}" if len(failing)
                else "every judged row is within its tolerance or a known miss")
+    if result.now_passing:
+        verdict += ("; known misses that now pass (update their status in the table): "
+                    + ", ".join(result.now_passing))
     if fmt == "markdown":
         parts = [_markdown(display), "", _markdown(summary)]
         if paleo is not None:

@@ -6,6 +6,21 @@ shared max-min fairly by the flows crossing it (:mod:`simulator.network.maxmin`)
 (an incast on a parameter server's NIC, an oversubscribed uplink, a PCIe switch shared by two GPUs)
 slows flows down by itself.
 
+Which way a flow goes:
+
+- Its route can pass through *waypoints* (``via``): it is then the concatenation of the least-cost
+  routes between consecutive points. Without ``via``, a flow between two servers passes through
+  the ``nic`` of each end that names one (a GPU's bound NIC, see :mod:`topologies.servers`), as a
+  collective library's transport does: the GPU-NIC affinity is the topology's, never a hash.
+- Ties between equal-cost routes are broken by the fabric's routing policy (graph attribute
+  ``routing``: destination-based ``dmodk``, hashed ``ecmp``, or ``shortest``), hashed on the
+  flow's connection ``key``, so repeated transfers of one connection take one path.
+- :meth:`Network.transfer_group` moves the same bytes over several hops as one *coupled* flow: a
+  single rate variable that crosses every hop's links (a link crossed by k hops carries k times
+  its rate). Max-min sharing then gives the group the rate of its slowest hop and leaves the
+  other hops' spare bandwidth to other flows: a pipelined ring or tree in lock step, whose chunks
+  cannot run ahead of the slowest neighbour.
+
 Timing of one flow: it transmits from the instant it is submitted until its last byte has left
 under the shared rates, then its completion event fires one path latency later (the sum of the
 links' ``latency_s``). A lone flow therefore takes ``latency + nbytes / bottleneck_bandwidth``; a
@@ -66,6 +81,12 @@ class Flow:
     end_s: float = math.nan
     latency_s: float = 0.0
     links: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64), repr=False)
+    #: point-to-point transfers this flow stands for (a coupled group's hops); each moves
+    #: ``nbytes``
+    transfers: int = 1
+    #: routing request: per hop, the (source, destination) node numbers of its segments
+    hops: list = field(default_factory=list, repr=False)
+    key: Any = field(default=None, repr=False)
 
 
 class _Update(simpy.Event):
@@ -89,8 +110,9 @@ class Network:
         A topology (validated here, see :func:`topologies.validate`).
     seed : int
         ECMP hash seed; same seed, same paths.
-    routing : {"ecmp", "shortest"}
-        Spread flows over equal-cost paths, or always take one fixed path per pair.
+    routing : {"dmodk", "ecmp", "shortest"} or None
+        How ties between equal-cost paths are broken (see :mod:`simulator.network.routing`);
+        ``None`` takes the graph's ``routing`` attribute (``ecmp`` if it has none).
     local_copy_Bps : float or None
         Bandwidth of a ``src == dst`` copy (bytes/s); ``None`` makes it instantaneous.
     record_utilisation : bool
@@ -110,9 +132,11 @@ class Network:
     """
 
     def __init__(self, env: simpy.Environment, graph: nx.Graph, *, seed: int = 0,
-                 routing: str = "ecmp", local_copy_Bps: float | None = None,
+                 routing: str | None = None, local_copy_Bps: float | None = None,
                  record_utilisation: bool = True) -> None:
         validate(graph)
+        if routing is None:
+            routing = graph.graph.get("routing", "ecmp")
         if local_copy_Bps is not None and not (isinstance(local_copy_Bps, Real)
                                                and local_copy_Bps > 0):
             raise SpecError("must be a positive number of bytes/s or None",
@@ -121,7 +145,12 @@ class Network:
         self.graph = graph
         self.links = LinkArrays.from_graph(graph)
         self.router = Router(self.links, seed=seed, routing=routing)
+        self.routing = routing
         self.seed = seed
+        index = self.links.index
+        self._server = [graph.nodes[n].get("server") for n in self.links.nodes]
+        self._nic = [index.get(graph.nodes[n].get("nic"), -1) for n in self.links.nodes]
+        self._port = self._fabric_ports()
         self.local_copy_Bps = local_copy_Bps
         self.record_utilisation = record_utilisation
         self.flows: list[Flow] = []
@@ -147,15 +176,17 @@ class Network:
         self._timer_at = math.inf
 
     # ----------------------------------------------------------------- public API
-    def transfer(self, src: Hashable, dst: Hashable, nbytes: float, *, tag: Any = None
-                 ) -> simpy.Event:
+    def transfer(self, src: Hashable, dst: Hashable, nbytes: float, *, tag: Any = None,
+                 key: Any = None, via: tuple | None = None) -> simpy.Event:
         """Start moving ``nbytes`` bytes from node ``src`` to node ``dst``.
 
         Returns a simpy event that succeeds, with the :class:`Flow` as its value, when the last
-        byte has arrived. ``tag`` labels the flow in the records and is part of its ECMP key.
-        From or to a GPU without GPUDirect RDMA, across servers, the transfer is staged through
-        host memory (:mod:`simulator.network.staging`): one flow per hop, in sequence, and the
-        event's value is the last hop's flow.
+        byte has arrived. ``tag`` labels the flow in the records; ``key`` names its connection
+        for ECMP (default: ``tag``). ``via``: waypoints the route passes through, in order
+        (``None``: the NICs the two ends are bound to, when they are in different servers).
+        Without ``via``, from or to a GPU without GPUDirect RDMA, across servers, the transfer
+        is staged through host memory (:mod:`simulator.network.staging`): one flow per hop, in
+        sequence, and the event's value is the last hop's flow.
 
         Raises
         ------
@@ -164,25 +195,105 @@ class Network:
             between them.
         """
         self._check_endpoints(src, dst)
+        self._check_bytes(nbytes)
+        if key is None:
+            key = tag
+        if via is None:
+            hops = staged_hops(self.graph, self._staging, src, dst) if self._staging else None
+            if hops is not None:  # no GPUDirect RDMA: store and forward through host memory
+                return self.env.process(self._chain(hops, float(nbytes), tag, key))
+        return self._flow(src, dst, nbytes, tag, key, [self._segments(src, dst, via)])
+
+    def transfer_group(self, hops, nbytes: float, *, tag: Any = None, key: Any = None
+                       ) -> simpy.Event:
+        """Move ``nbytes`` over every hop of ``hops`` (``(src, dst, via)`` triples, ``via`` as in
+        :meth:`transfer`) as one coupled flow: one rate for all hops, the slowest hop's, so
+        each link carries that rate once per hop crossing it. The event succeeds when the last
+        byte of every hop has arrived; its value is the flow (``src``/``dst`` of the first hop,
+        ``transfers`` = the number of hops). A group of one hop is a plain transfer (without
+        host staging: give the host CPUs as waypoints to stage through host memory, pipelined).
+        """
+        self._check_bytes(nbytes)
+        if key is None:
+            key = tag
+        segments = []
+        for src, dst, via in hops:
+            self._check_endpoints(src, dst)
+            segments.append(self._segments(src, dst, via))
+        if not segments:
+            raise SpecError("a coupled transfer needs at least one hop", field="hops", value=hops)
+        first = hops[0]
+        return self._flow(first[0], first[1], nbytes, tag, key, segments)
+
+    def _check_bytes(self, nbytes) -> None:
         if not isinstance(nbytes, _NUMBER) or isinstance(nbytes, bool) or not (
                 nbytes >= 0 and math.isfinite(nbytes)):
             raise SpecError("must be a finite number of bytes >= 0", field="nbytes", value=nbytes)
-        hops = staged_hops(self.graph, self._staging, src, dst) if self._staging else None
-        if hops is not None:  # no GPUDirect RDMA: store and forward through host memory
-            return self.env.process(self._chain(hops, float(nbytes), tag))
-        return self._flow(src, dst, nbytes, tag)
 
-    def _chain(self, hops, nbytes: float, tag):
+    def _segments(self, src, dst, via) -> list[tuple[int, int]]:
+        """The (source, destination) node numbers of a hop's route segments."""
+        index = self.links.index
+        s, d = index[src], index[dst]
+        if via is None:
+            points = [s]
+            if self._server[s] is None or self._server[s] != self._server[d]:
+                if self._nic[s] >= 0:
+                    points.append(self._nic[s])
+                if self._nic[d] >= 0:
+                    points.append(self._nic[d])
+            points.append(d)
+            return self._through_ports(points)
+        else:
+            for node in via:
+                if node not in index:
+                    raise SpecError("no such node in the topology", source=self.graph.graph.get(
+                        "name"), field="via", value=node)
+            points = [s, *(index[node] for node in via), d]
+        return self._through_ports(points)
+
+    def _through_ports(self, points: list[int]) -> list[tuple[int, int]]:
+        """Segments between consecutive points; a NIC point followed by a point in another
+        server is left through its own fabric port, so its traffic never turns back into its
+        server's PCIe tree towards another NIC (routes into a NIC are kept from doing so by the
+        route cost: see :mod:`topologies.paths`)."""
+        server, port = self._server, self._port
+        full = [points[0]]
+        for a, b in zip(points, points[1:]):
+            if a == b:
+                continue
+            across = server[a] is None or server[a] != server[b]
+            if across and port[a] >= 0 and port[a] != b:
+                full.append(port[a])
+            full.append(b)
+        return [(a, b) for a, b in zip(full, full[1:]) if a != b]
+
+    def _fabric_ports(self) -> list[int]:
+        """Per node: for a NIC with exactly one link outside its server, that link's far end
+        (the switch port it is cabled to), else -1."""
+        index = self.links.index
+        out = [-1] * len(self.links.nodes)
+        for node, data in self.graph.nodes(data=True):
+            if data.get("role") != "nic":
+                continue
+            server = data.get("server")
+            outside = [m for m in self.graph[node] if self.graph.nodes[m].get("server") != server
+                       or self.graph.nodes[m].get("role") == "nic"]
+            if len(outside) == 1:
+                out[index[node]] = index[outside[0]]
+        return out
+
+    def _chain(self, hops, nbytes: float, tag, key):
         flow = None
         for u, v in hops:
-            flow = yield self._flow(u, v, nbytes, tag)
+            flow = yield self._flow(u, v, nbytes, tag, key, [self._segments(u, v, None)])
         return flow
 
-    def _flow(self, src, dst, nbytes, tag) -> simpy.Event:
+    def _flow(self, src, dst, nbytes, tag, key, hops) -> simpy.Event:
         now = self.env.now
-        flow = Flow(len(self.flows), src, dst, float(nbytes), tag, now, self.env.event())
+        flow = Flow(len(self.flows), src, dst, float(nbytes), tag, now, self.env.event(),
+                    transfers=len(hops), hops=hops, key=key)
         self.flows.append(flow)
-        if src == dst:
+        if not any(hops):  # every hop is a local copy (src == dst)
             flow.tx_end_s = now
             self._deliver(flow, 0.0 if self.local_copy_Bps is None
                           else flow.nbytes / self.local_copy_Bps)
@@ -191,23 +302,38 @@ class Network:
         self._schedule_update()
         return flow.event
 
-    def path(self, src: Hashable, dst: Hashable, *, tag: Any = None) -> list:
-        """The nodes a flow from ``src`` to ``dst`` with ``tag`` crosses, both ends included."""
-        links = self._route(src, dst, tag)
+    def path(self, src: Hashable, dst: Hashable, *, tag: Any = None, key: Any = None,
+             via: tuple | None = None) -> list:
+        """The nodes a flow from ``src`` to ``dst`` crosses, both ends included (``key``, default
+        ``tag``, and ``via`` as in :meth:`transfer`)."""
+        links = self._route(src, dst, tag if key is None else key, via)
         a = self.links
         return [src] + [a.nodes[i] for i in a.link_dst[links].tolist()]
 
-    def path_latency_s(self, src: Hashable, dst: Hashable, *, tag: Any = None) -> float:
-        """One-way latency (s) of the route a flow from ``src`` to ``dst`` with ``tag`` takes."""
-        return float(self.links.latency_s[self._route(src, dst, tag)].sum())
+    def path_latency_s(self, src: Hashable, dst: Hashable, *, tag: Any = None, key: Any = None,
+                       via: tuple | None = None) -> float:
+        """One-way latency (s) of the route a flow from ``src`` to ``dst`` takes."""
+        return float(self.links.latency_s[self._route(src, dst, tag if key is None else key,
+                                                      via)].sum())
 
-    def _route(self, src, dst, tag) -> np.ndarray:
+    def route_links(self, src: Hashable, dst: Hashable, *, key: Any = None,
+                    via: tuple | None = None) -> np.ndarray:
+        """The directed link ids (:class:`~topologies.paths.LinkArrays` numbering) a transfer
+        from ``src`` to ``dst`` with connection ``key`` and waypoints ``via`` crosses, in order."""
+        return self._route(src, dst, key, via)
+
+    def _route(self, src, dst, key, via=None) -> np.ndarray:
         self._check_endpoints(src, dst)
-        index = self.links.index
-        if src == dst:
+        segments = self._segments(src, dst, via)
+        if not segments:
             return np.empty(0, dtype=np.int64)
-        s, d = index[src], index[dst]
-        return self.router.paths([s], [d], [flow_hash(self.seed, s, d, tag)])[0]
+        paths = self.router.paths([s for s, _ in segments], [d for _, d in segments],
+                                  [self._hash(s, d, key) for s, d in segments])
+        return np.concatenate(paths)
+
+    def _hash(self, s: int, d: int, key) -> int:
+        """The ECMP hash of one route segment (0 where the policy ignores it)."""
+        return flow_hash(self.seed, s, d, key) if self.routing == "ecmp" else 0
 
     def _check_endpoints(self, src, dst) -> None:
         index = self.links.index
@@ -319,16 +445,30 @@ class Network:
     def _start(self, flows: list[Flow]) -> None:
         """Route newly submitted flows and add the non-empty ones to the sharing."""
         now = self.env.now
-        index = self.links.index
-        src = [index[f.src] for f in flows]
-        dst = [index[f.dst] for f in flows]
-        hashes = [flow_hash(self.seed, s, d, f.tag) for s, d, f in zip(src, dst, flows)]
+        src, dst, hashes = [], [], []
+        for f in flows:
+            for hop in f.hops:
+                for s, d in hop:
+                    src.append(s)
+                    dst.append(d)
+                    hashes.append(self._hash(s, d, f.key))
         paths = self.router.paths(src, dst, hashes)
         latency = self.links.latency_s
         slots, routed = [], []
-        for flow, path in zip(flows, paths):
+        at = 0
+        for flow in flows:
+            hop_links = []
+            flow.latency_s = 0.0
+            for hop in flow.hops:
+                parts = paths[at:at + len(hop)]
+                at += len(hop)
+                links = parts[0] if len(parts) == 1 else (
+                    np.concatenate(parts) if parts else np.empty(0, dtype=np.int64))
+                hop_links.append(links)
+                flow.latency_s = max(flow.latency_s, float(latency[links].sum()))
+            path = hop_links[0] if len(hop_links) == 1 else np.concatenate(hop_links)
             flow.links = path
-            flow.latency_s = float(latency[path].sum())
+            flow.hops = []  # routed: the request is no longer needed
             if flow.nbytes == 0:
                 flow.tx_end_s = now
                 self._deliver(flow, flow.latency_s)

@@ -10,22 +10,26 @@ import pandas as pd
 
 
 def flows_table(network, *, paths: bool = False) -> pd.DataFrame:
-    """One row per flow: ``flow, src, dst, bytes, start_s, tx_end_s, end_s, latency_s, hops,
-    tag`` (and ``path``, the node sequence, with ``paths=True``).
+    """One row per flow: ``flow, src, dst, bytes, transfers, start_s, tx_end_s, end_s, latency_s,
+    hops, tag`` (and ``path``, the node sequence, with ``paths=True``).
 
-    ``tx_end_s`` is when the last byte left the source, ``end_s`` when it arrived; both are NaN for
-    a flow still running.
+    ``bytes`` is every byte the flow moved: its size times ``transfers``, the point-to-point
+    transfers it stands for (more than one for a coupled group of hops, whose ``src`` and
+    ``dst`` are its first hop's and whose ``path`` is its hops' routes one after another).
+    ``tx_end_s`` is when the last byte left the source, ``end_s`` when it arrived; both are NaN
+    for a flow still running.
     """
     nodes, link_src, link_dst = network.links.nodes, network.links.link_src, network.links.link_dst
-    rows = {"flow": [], "src": [], "dst": [], "bytes": [], "start_s": [], "tx_end_s": [],
-            "end_s": [], "latency_s": [], "hops": [], "tag": []}
+    rows = {"flow": [], "src": [], "dst": [], "bytes": [], "transfers": [], "start_s": [],
+            "tx_end_s": [], "end_s": [], "latency_s": [], "hops": [], "tag": []}
     if paths:
         rows["path"] = []
     for f in network.flows:
         rows["flow"].append(f.id)
         rows["src"].append(f.src)
         rows["dst"].append(f.dst)
-        rows["bytes"].append(f.nbytes)
+        rows["bytes"].append(f.nbytes * f.transfers)
+        rows["transfers"].append(f.transfers)
         rows["start_s"].append(f.start_s)
         rows["tx_end_s"].append(f.tx_end_s)
         rows["end_s"].append(f.end_s)

@@ -1,17 +1,25 @@
-"""Routes for flows: shortest paths on the topology, with deterministic, seeded ECMP.
+"""Routes for flows: shortest paths on the topology, spread over equal-cost paths by a policy.
 
 For each destination the router computes once (vectorised over every destination a batch needs,
 see :func:`topologies.paths.distances`) which directed links lie on some least-cost route to it:
 link ``u -> v`` does when ``cost(u -> v) + dist(v) == dist(u)``. Those links form a DAG towards the
-destination. A flow's path walks the DAG from its source; where several next hops tie, ECMP picks
-one from a 64-bit hash of ``(seed, src, dst, tag)`` mixed with the hop number, so
+destination. A flow's path walks the DAG from its source; where several next hops tie, the
+fabric's routing policy (graph attribute ``routing``) picks one:
 
-- the path depends only on the flow's endpoints and tag, never on submission order or on other
-  flows (flows with the same endpoints and tag share one path, like one connection's 5-tuple);
-- a different ``seed`` or ``tag`` spreads flows over the equal-cost paths.
+- ``ecmp`` (Ethernet, RoCE): a 64-bit hash of ``(seed, src, dst, key)`` mixed with the hop number,
+  where ``key`` names the flow's connection (a collective's group and channel, a stream's peer),
+  never the iteration: a connection keeps its path for its lifetime, as a 5-tuple hash does, and
+  different connections collide on a link as hashed flows do;
+- ``dmodk`` (InfiniBand fat trees and Clos fabrics): destination-based, deterministic. At the
+  ``h``-th tied hop with ``c`` choices the route takes choice ``(d // P) mod c``, where ``d`` is the
+  destination's host-port number and ``P`` the product of the choice counts of the hops before
+  (Zahavi's D-mod-K; OpenSM's fat-tree routing engine spreads destinations over uplinks the same
+  way). Every flow to one destination follows one tree, so a shift permutation (a ring) crosses
+  each uplink once;
+- ``shortest``: always the first tied next hop (lowest link number): one fixed path per pair.
 
-``routing="shortest"`` always takes the first tied next hop (lowest link number): one fixed path
-per pair. Walking is vectorised over all the flows of a batch, one numpy step per hop.
+The path depends only on the flow's endpoints, key and the policy, never on submission order or
+on other flows. Walking is vectorised over all the flows of a batch, one numpy step per hop.
 """
 from __future__ import annotations
 
@@ -21,8 +29,7 @@ import numpy as np
 
 from simulator.errors import UnknownNameError
 from topologies.paths import LinkArrays, inf_of, relay_and_distances
-
-ROUTINGS = ("ecmp", "shortest")
+from topologies.schema import ROUTINGS
 _CACHE_LIMIT = 1 << 18  # cached paths; the cache is emptied when full (paths are pure functions)
 _MASK64 = (1 << 64) - 1
 
@@ -114,6 +121,9 @@ class Router:
         step_flows, step_links = [], []
         active = np.nonzero(cur != dsts)[0]
         step = 0
+        if self.routing == "dmodk":
+            dkey = a.port[dsts] if a.port is not None else dsts.copy()
+            spread = np.ones(len(srcs), dtype=np.int64)  # P: choices taken so far, multiplied
         while active.size:
             u = cur[active]
             deg = self._degree[u]
@@ -129,6 +139,10 @@ class Router:
                 raise ValueError(f"no route from {a.nodes[srcs[bad]]!r} to {a.nodes[dsts[bad]]!r}")
             if self.routing == "ecmp":
                 pick = (_mix(hashes[active], step) % count.astype(np.uint64)).astype(np.int64)
+            elif self.routing == "dmodk":
+                pick = (dkey[active] // spread[active]) % count
+                spread[active] = np.where(count > 1, np.minimum(spread[active] * count, 1 << 40),
+                                          spread[active])
             else:
                 pick = np.zeros(active.size, dtype=np.int64)
             chosen = cand[ok_pos[np.searchsorted(ok_owner, np.arange(active.size)) + pick]]

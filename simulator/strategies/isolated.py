@@ -57,9 +57,8 @@ def price_collectives(cluster: Cluster, nodes, keys, algorithm: str, *, seed: in
     for collective, nbytes, group in ordered:
         previous = (tg.collective(collective, group, nbytes, algorithm=algorithm,
                                   deps=previous, stream="comm"),)
-    servers = [cluster.server_of(node) for node in nodes]
     run, _ = execute(tg, network_factory=lambda env: Network(env, cluster.graph, seed=seed),
-                     rank_nodes=nodes, rank_servers=servers)
+                     rank_nodes=nodes)
     spans: dict[int, tuple[float, float]] = {}
     for row in run.rows:
         spans.setdefault(row[0], (row[8], row[9]))

@@ -249,7 +249,7 @@ def collective_time_s(case: CollectiveCase) -> float:
     tg = TaskGraph(ranks=case.ranks)
     tg.collective(case.collective, range(case.ranks), case.nbytes, algorithm=case.algorithm)
     run, _ = execute(tg, network_factory=lambda env: Network(env, cluster.graph, seed=0),
-                     rank_nodes=nodes, rank_servers=[cluster.server_of(n) for n in nodes])
+                     rank_nodes=nodes)
     return float(run.end_s)
 
 

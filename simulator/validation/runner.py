@@ -8,13 +8,15 @@ verdict:
 ``pass``            an active high/medium row within its tolerance
 ``FAIL``            an active high/medium row outside it
 ``known miss``      a ``known_miss`` row outside its tolerance (expected; ``reason`` says why)
-``UNEXPECTED PASS`` a ``known_miss`` row within its tolerance: the table should be updated
+``now passes``      a ``known_miss`` row within its tolerance: the prediction moved closer, the
+                    table's status and reason should be updated (reported, never a failure)
 ``trend ok``        a low row whose trend groups order their predictions as the published values
 ``trend FAIL``      a low row that breaks its trend
 ``pending``         not simulated (``reason``)
 ==================  =========================================================================
 
-``FAIL``, ``UNEXPECTED PASS`` and ``trend FAIL`` make the run fail (``ValidationResult.failed``).
+``FAIL`` and ``trend FAIL`` make the run fail (``ValidationResult.failed``); ``now passes`` is
+listed by ``ValidationResult.now_passing`` (a prediction that got closer never fails a run).
 """
 from __future__ import annotations
 
@@ -29,7 +31,9 @@ from simulator.validation.paleo_cases import PaleoPredictor, best_scheme
 from simulator.validation.summary import paleo_comparison, summarise
 from simulator.validation.table import ReferenceTable, load_reference
 
-FAILING = ("FAIL", "UNEXPECTED PASS", "trend FAIL")
+FAILING = ("FAIL", "trend FAIL")
+#: The verdict of a known miss that landed inside its tolerance.
+NOW_PASSES = "now passes"
 ROW_COLUMNS = ["id", "source", "device", "metric", "unit", "confidence", "role", "status",
                "published", "predicted", "error", "abs_error", "tolerance", "verdict",
                "paleo", "paleo_scheme", "paleo_error", "fits_memory", "wall_s", "reason"]
@@ -47,6 +51,11 @@ class ValidationResult:
     @property
     def failed(self) -> bool:
         return bool(self.rows["verdict"].isin(FAILING).any())
+
+    @property
+    def now_passing(self) -> list[str]:
+        """Known misses that now land inside their tolerance (update the table)."""
+        return self.rows.loc[self.rows["verdict"] == NOW_PASSES, "id"].tolist()
 
 
 def run_validation(*, rows: str | None = None, table: ReferenceTable | None = None,
@@ -110,13 +119,13 @@ def _verdicts(frame: pd.DataFrame, rows) -> list[str]:
         elif not row.judged:
             ok = trend_ok.get(row.id, True)
             if row.status == "known_miss":
-                verdicts.append("known miss" if not ok else "UNEXPECTED PASS")
+                verdicts.append("known miss" if not ok else NOW_PASSES)
             else:
                 verdicts.append("trend ok" if ok else "trend FAIL")
         else:
             within = rec["abs_error"] <= rec["tolerance"]
             if row.status == "known_miss":
-                verdicts.append("UNEXPECTED PASS" if within else "known miss")
+                verdicts.append(NOW_PASSES if within else "known miss")
             else:
                 verdicts.append("pass" if within else "FAIL")
     return verdicts
