@@ -90,8 +90,17 @@ class DataParallelSpec:
     after the backward pass (``overlap=False``, as Paleo assumes). ``accumulation`` microbatches
     per iteration divide each worker's batch; only the last one's gradients are reduced.
     ``zero_stage`` (0-3) partitions optimizer state, then gradients, then weights over the
-    workers (ZeRO, Rajbhandari et al. SC20; 3 is FSDP): it changes the memory per worker
-    (``simulator.memory``).
+    workers (ZeRO, Rajbhandari et al. SC20; 3 is FSDP): the memory per worker
+    (``simulator.memory``) and the traffic change as the ZeRO paper says (section 7: stages 1
+    and 2 move 2 x the parameters per step as reduce-scatter then parameter all-gather, like an
+    all-reduce; stage 2 reduce-scatters every microbatch; stage 3 adds an all-gather before the
+    forward and the backward of each unit, 1.5 x). With a stage above 0 the strategy compiles
+    exactly as ``parallel3d`` with ``tp = pp = 1`` (one data-parallel path), so the global
+    batch must split evenly into ``workers x accumulation`` microbatches.
+
+    ``grad_dtype``: the type gradients are reduced in. ``auto`` is fp32 for fp16/bf16 training,
+    as PyTorch AMP keeps fp32 parameters and gradients (DDP all-reduces them in fp32), else the
+    workload's type.
     """
 
     kind: str = "data_parallel"
@@ -103,6 +112,7 @@ class DataParallelSpec:
     accumulation: int = 1
     iterations: int = 2
     zero_stage: int = 0
+    grad_dtype: str = "auto"
 
     def __post_init__(self) -> None:
         from simulator.collectives import algorithms
@@ -117,6 +127,22 @@ class DataParallelSpec:
         if isinstance(self.zero_stage, bool) or self.zero_stage not in (0, 1, 2, 3):
             raise SpecError("must be 0, 1, 2 or 3", field="strategy.zero_stage",
                             value=self.zero_stage)
+        if self.zero_stage:
+            valid = sorted(set(algorithms("reducescatter")) & set(algorithms("allgather")))
+            if self.algorithm not in valid:
+                raise UnknownNameError("ZeRO reduce-scatter/all-gather algorithm",
+                                       str(self.algorithm), valid, field="strategy.algorithm")
+        _choice(self.grad_dtype, "strategy.grad_dtype", GRAD_DTYPES)
+
+    def resolved_grad_dtype(self, dtype: str) -> str:
+        """The gradient type for a workload computing in ``dtype`` (PyTorch AMP: fp32)."""
+        if self.grad_dtype != "auto":
+            return self.grad_dtype
+        return "fp32" if dtype in ("fp16", "bf16", "fp8") else dtype
+
+
+#: Gradient types a strategy may reduce in (``auto``: the strategy's stack's default).
+GRAD_DTYPES = ("auto", *sorted(DTYPE_BYTES))
 
 
 @dataclass(frozen=True, kw_only=True)

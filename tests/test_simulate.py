@@ -38,17 +38,18 @@ def test_a_single_parameter_server_saturates_its_nic():
     table, results = scaling_table(ALEXNET, system, ParameterServerSpec(shards=1), [4, 8, 16])
     speedup = dict(zip(table["workers"], table["speedup"]))
     assert speedup[16] < 1.25 * speedup[8] < 1.6 * speedup[4]
-    # every worker's gradient enters the server through its link each iteration (pulls leave
-    # by the other direction of the full-duplex link, overlapping the next pushes): a lower bound
+    # every worker's gradient enters the server through its link, and the parameters leave by
+    # it; the pulls run concurrently (one connection per worker), so they all end together and
+    # no push of the next iteration overlaps them: push + pull + compute, plus the server's
+    # optimizer step and latencies (under 1%)
     result = results[16]
     graph = result.cluster.graph
     host = topologies.cpu_hosts(graph)[0]
     path = nx.shortest_path(graph, host, ("switch", "tor", 0))
     bandwidth = min(graph.edges[a, b]["bandwidth_Bps"] for a, b in zip(path, path[1:]))
     grad_bytes = 49_566_504 * 4
-    assert result.metrics["iteration_s"] >= 16 * grad_bytes / bandwidth
-    inbound = result.links[(result.links["dst"] == path[-2]) & (result.links["src"] == path[-1])]
-    assert float(inbound["utilisation"].iloc[0]) > 0.5
+    bound = 2 * 16 * grad_bytes / bandwidth + result.metrics["compute_s"]
+    assert bound <= result.metrics["iteration_s"] <= 1.01 * bound
 
 
 def test_more_parameter_server_shards_relieve_the_hot_spot():

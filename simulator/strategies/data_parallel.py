@@ -1,10 +1,18 @@
 """Synchronous data parallelism with all-reduce (Goyal et al. 2017; PyTorch DDP, Li et al.
 VLDB 2020): every worker runs the whole net on its share of the batch; gradients are all-reduced
 bucket by bucket while the backward pass continues (or all at once after it); then every worker
-applies the same optimizer step."""
+applies the same optimizer step.
+
+Gradients travel in the spec's ``grad_dtype`` (fp32 under mixed precision, as PyTorch AMP). With
+ZeRO (``zero_stage`` 1-3) the strategy is compiled by :mod:`~simulator.strategies.parallel3d`
+with ``tp = pp = 1``: the one data-parallel path that reduce-scatters, all-gathers parameters
+and prefetches ZeRO-3 units, so both strategies move the same bytes for the same stage."""
 from __future__ import annotations
 
+import dataclasses
+
 from simulator.cluster import Cluster
+from simulator.costmodel import DTYPE_BYTES
 from simulator.memory.plans import data_parallel_memory
 from simulator.specs import DataParallelSpec, WorkloadSpec
 from simulator.strategies.common import (CostCache, buckets, emit_backward, emit_forward,
@@ -19,6 +27,8 @@ def compile_data_parallel(workload: WorkloadSpec, cluster: Cluster, strategy: Da
     w = strategy.workers
     nodes = cluster.gpus_for(w)
     global_batch = workload.batch * w if strategy.scaling == "weak" else workload.batch
+    if strategy.zero_stage:
+        return _through_parallel3d(workload, cluster, strategy, cache, global_batch)
     if global_batch < w * strategy.accumulation:
         from simulator.errors import SpecError
         raise SpecError(f"a global batch of {global_batch} cannot give {w} workers "
@@ -26,7 +36,8 @@ def compile_data_parallel(workload: WorkloadSpec, cluster: Cluster, strategy: Da
                         value=workload.batch)
     per_worker = split_batch(global_batch, w)
     tg = TaskGraph(ranks=w, meta={"strategy": "data_parallel"})
-    grads = cache.grad_bytes()
+    scale = DTYPE_BYTES[strategy.resolved_grad_dtype(workload.dtype)] / DTYPE_BYTES[workload.dtype]
+    grads = [g * scale for g in cache.grad_bytes()]
     groups = buckets(grads, strategy.bucket_bytes) if strategy.overlap else None
     everyone = tuple(range(w))
     updates = [None] * w
@@ -67,6 +78,28 @@ def compile_data_parallel(workload: WorkloadSpec, cluster: Cluster, strategy: Da
         zero_stage=strategy.zero_stage)
     return Compiled(taskgraph=tg, rank_nodes=nodes, global_batch=global_batch,
                     iteration_ops=_iteration_ends(tg), extra={"memory": memory})
+
+
+def _through_parallel3d(workload: WorkloadSpec, cluster: Cluster, strategy: DataParallelSpec,
+                        cache: CostCache, global_batch: int) -> Compiled:
+    """ZeRO data parallelism as ``parallel3d`` with ``tp = pp = 1`` (see the module docstring)."""
+    from simulator.errors import SpecError
+    from simulator.strategies.parallel3d import compile_parallel3d
+    from simulator.strategies.parallel3d_spec import Parallel3DSpec
+    w, m = strategy.workers, strategy.accumulation
+    if global_batch % (w * m):
+        raise SpecError(f"with ZeRO, a global batch of {global_batch} must split evenly into "
+                        f"{w} workers x {m} microbatches", field="workload.batch",
+                        value=workload.batch)
+    spec = Parallel3DSpec(workers=w, tp=1, pp=1, dp=w, microbatches=m,
+                          overlap_dp=strategy.overlap, bucket_bytes=strategy.bucket_bytes,
+                          dp_algorithm=strategy.algorithm, zero_stage=strategy.zero_stage,
+                          iterations=strategy.iterations,
+                          grad_dtype=strategy.resolved_grad_dtype(workload.dtype))
+    compiled = compile_parallel3d(dataclasses.replace(workload, batch=global_batch), cluster,
+                                  spec, cache)
+    compiled.taskgraph.meta["strategy"] = "data_parallel"
+    return compiled
 
 
 def _iteration_ends(tg: TaskGraph) -> dict[int, list[int]]:

@@ -104,9 +104,11 @@ def compile_parallel3d(workload: WorkloadSpec, cluster: Cluster, strategy: Paral
         update_s.append(cache.model.update_time_s(int(params), device, dtype=workload.dtype,
                                                   optimizer=workload.optimizer))
     unit_bytes = {u: sum(grad_bytes[i] for i in unit.layers) for u, unit in enumerate(units)}
+    grad_scale = DTYPE_BYTES[s.resolved_grad_dtype(workload.dtype)] / dtype_bytes
     emit_plan = Plan(spec=s, microbatches=m, programs=programs, send_bytes=send,
                      gather_bytes=gather, grad_bytes=rank_grads, update_s=update_s,
-                     unit_bytes=unit_bytes, unit_names=[u.name for u in units], tied=tied)
+                     unit_bytes=unit_bytes, unit_names=[u.name for u in units], tied=tied,
+                     grad_scale=grad_scale)
     if s.tp_comm == "isolated" and s.tp > 1:
         from simulator.strategies.isolated import price_tp_collectives
         emit_plan.prices = price_tp_collectives(cluster, nodes, s, programs, gather)
@@ -116,6 +118,7 @@ def compile_parallel3d(workload: WorkloadSpec, cluster: Cluster, strategy: Paral
     tg = TaskGraph(ranks=s.workers, meta={
         "strategy": "parallel3d", "tp": s.tp, "pp": s.pp, "dp": s.dp, "chunks": s.chunks,
         "microbatches": m, "micro_batch": b, "schedule": s.schedule, "recompute": s.recompute,
+        "grad_dtype": s.resolved_grad_dtype(workload.dtype),
         "stage_units": [[units[u].name for u in ids] for ids in stage_units],
         "transformer": dict(hyper) if isinstance(hyper, dict) else None})
     emitter = Emitter(tg, emit_plan)

@@ -114,6 +114,8 @@ class Parallel3DSpec:
         and so every metric, are the same at every granularity.
     iterations : int
         Training iterations to simulate.
+    grad_dtype : str
+        The type gradients are reduced in (``auto``: see :meth:`resolved_grad_dtype`).
     """
 
     kind: str = "parallel3d"
@@ -139,6 +141,16 @@ class Parallel3DSpec:
     bucket_bytes: float = 25e6
     granularity: str = "layer"
     iterations: int = 2
+    grad_dtype: str = "auto"
+
+    def resolved_grad_dtype(self, dtype: str) -> str:
+        """The type gradients are reduced in. ``auto`` follows Megatron-LM: gradients of fp16
+        training are reduced in fp16 (``--accumulate-allreduce-grads-in-fp32`` is off by
+        default), bf16 training reduces them in fp32 (Megatron turns that option on for bf16),
+        other types in their own."""
+        if self.grad_dtype != "auto":
+            return self.grad_dtype
+        return "fp32" if dtype == "bf16" else dtype
 
     def with_workers(self, workers: int) -> "Parallel3DSpec":
         """The same tensor and pipeline degrees with ``workers / (tp * pp)`` data-parallel
@@ -195,6 +207,8 @@ class Parallel3DSpec:
             _bool(getattr(self, name), name)
         _choice(self.tp_comm, "tp_comm", TP_COMM)
         _choice(self.granularity, "granularity", GRANULARITIES)
+        from simulator.specs import GRAD_DTYPES
+        _choice(self.grad_dtype, "grad_dtype", GRAD_DTYPES)
         if self.granularity == "pass":
             if self.tp > 1 and self.tp_comm != "isolated":
                 raise SpecError("granularity 'pass' merges tensor-parallel collectives, which "

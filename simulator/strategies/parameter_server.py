@@ -2,7 +2,10 @@
 shards, the shards apply the optimizer, workers pull the new parameters.
 
 Every push and pull is a flow on the network, so a shard's NIC saturating as workers grow, or a
-co-located shard sharing its server's NIC with a worker, emerges from contention.
+co-located shard sharing its server's NIC with a worker, emerges from contention. A worker pushes
+to all its shards at once (one stream per shard) and a shard serves all its workers' pulls at
+once (one stream per worker), as gRPC, ps-lite and BytePS keep one connection per peer busy
+concurrently; serialising them would charge the sum of the transfers instead of the bottleneck.
 
 - ``sync``: a shard applies one update per iteration, once every worker's push has arrived.
 - ``backup``: as sync, but the update takes the first ``workers`` of ``workers + backup_workers``
@@ -62,7 +65,8 @@ def compile_parameter_server(workload: WorkloadSpec, cluster: Cluster,
             bwd, _ = emit_backward(tg, w, costs, iteration=it)
             for j in range(k):
                 pushes[j].append(tg.transfer(w, shard_ranks[j], shard_bytes, deps=(bwd[-1],),
-                                             name=f"push{j}", phase="push", iteration=it))
+                                             stream=f"push{j}", name=f"push{j}", phase="push",
+                                             iteration=it))
         new_pulls: list[list[int]] = [[] for _ in range(n)]
         for j in range(k):
             rank = shard_ranks[j]
@@ -83,8 +87,8 @@ def compile_parameter_server(workload: WorkloadSpec, cluster: Cluster,
             ends.setdefault(it, []).append(upd)
             for w in range(n):
                 new_pulls[w].append(tg.transfer(rank, w, shard_bytes, deps=(upd,),
-                                                stream="pull", name=f"pull{j}", phase="pull",
-                                                iteration=it))
+                                                stream=f"pull{w}", name=f"pull{j}",
+                                                phase="pull", iteration=it))
         pulled = new_pulls
     return Compiled(taskgraph=tg, rank_nodes=list(worker_nodes) + list(shard_nodes),
                     global_batch=global_batch, iteration_ops=ends,

@@ -59,6 +59,7 @@ class Plan:
     unit_names: list[str]
     tied: list[tuple[int, int, float]]      # (owner virtual stage, user virtual stage, bytes)
     prices: dict = field(default_factory=dict)  # (collective, nbytes, group) -> seconds
+    grad_scale: float = 1.0                 # gradient bytes per parameter byte (grad_dtype)
 
 
 class Emitter:
@@ -269,7 +270,8 @@ class Emitter:
         if not forward:
             for t in range(tp):
                 members = [d * tp + t for d in range(dp)]
-                rs = tg.collective("reducescatter", [ranks[n] for n in members], nbytes,
+                rs = tg.collective("reducescatter", [ranks[n] for n in members],
+                                   nbytes * self.plan.grad_scale,
                                    algorithm=alg, deps=tuple(last[n] for n in members),
                                    stream="zero_scatter", name=name, phase="zero_reducescatter",
                                    microbatch=mb, iteration=it)
@@ -306,7 +308,8 @@ class Emitter:
                 members = [d * tp + t for d in range(dp)]
                 deps = tuple(ids[n][-1] if position is None else ids[n][position]
                              for n in members)
-                cid = tg.collective(collective, [ranks[n] for n in members], nbytes,
+                cid = tg.collective(collective, [ranks[n] for n in members],
+                                    nbytes * self.plan.grad_scale,
                                     algorithm=s.dp_algorithm, deps=deps, stream="dp",
                                     name=f"bucket{b}", phase=phase, microbatch=mb, iteration=it)
                 for n in members:
@@ -320,7 +323,7 @@ class Emitter:
             for k in range(self.p):
                 for t in range(tp):
                     group = [s.rank(k, d, t) for d in range(dp)]
-                    nbytes = plan.grad_bytes[group[0]]
+                    nbytes = plan.grad_bytes[group[0]] * plan.grad_scale
                     if not nbytes:
                         continue
                     cid = tg.collective(collective, group, nbytes, algorithm=s.dp_algorithm,
@@ -336,7 +339,8 @@ class Emitter:
             for d in range(dp):
                 for t in range(tp):
                     pair = [s.rank(k_a, d, t), s.rank(k_b, d, t)]
-                    cid = tg.collective("allreduce", pair, nbytes, algorithm="ring",
+                    cid = tg.collective("allreduce", pair, nbytes * plan.grad_scale,
+                                        algorithm="ring",
                                         deps=[self.state[r].last for r in pair], stream="dp",
                                         name="tied_embedding", phase="tied_allreduce",
                                         iteration=it)
