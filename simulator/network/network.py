@@ -43,7 +43,7 @@ Events and their order (pinned by tests):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from numbers import Real
 from typing import Any, Hashable
 
@@ -145,6 +145,12 @@ class Network:
         self.graph = graph
         self.links = LinkArrays.from_graph(graph)
         self.router = Router(self.links, seed=seed, routing=routing)
+        inside = np.array([graph.nodes[n].get("server") is not None for n in self.links.nodes],
+                          dtype=bool)
+        #: routes between two points outside every server (switch to switch): servers' nodes
+        #: do not relay them (a server never carries traffic that neither starts nor ends in it)
+        self.fabric_router = Router(replace(self.links, forwards=self.links.forwards & ~inside),
+                                    seed=seed, routing=routing)
         self.routing = routing
         self.seed = seed
         index = self.links.index
@@ -230,8 +236,8 @@ class Network:
                 nbytes >= 0 and math.isfinite(nbytes)):
             raise SpecError("must be a finite number of bytes >= 0", field="nbytes", value=nbytes)
 
-    def _segments(self, src, dst, via) -> list[tuple[int, int]]:
-        """The (source, destination) node numbers of a hop's route segments."""
+    def _segments(self, src, dst, via) -> list[tuple[int, int, int]]:
+        """A hop's route segments: (source, destination, destination key) node numbers."""
         index = self.links.index
         s, d = index[src], index[dst]
         if via is None:
@@ -251,21 +257,31 @@ class Network:
             points = [s, *(index[node] for node in via), d]
         return self._through_ports(points)
 
-    def _through_ports(self, points: list[int]) -> list[tuple[int, int]]:
-        """Segments between consecutive points; a NIC point followed by a point in another
-        server is left through its own fabric port, so its traffic never turns back into its
-        server's PCIe tree towards another NIC (routes into a NIC are kept from doing so by the
-        route cost: see :mod:`topologies.paths`)."""
-        server, port = self._server, self._port
-        full = [points[0]]
-        for a, b in zip(points, points[1:]):
-            if a == b:
+    def _through_ports(self, points: list[int]) -> list[tuple[int, int, int]]:
+        """Route segments ``(source, destination, destination key)`` between consecutive
+        points. A NIC point next to a point in another server is left or entered through its
+        own fabric port: a NIC never relays between its server's PCIe tree and another NIC of
+        that server (which a cheap PCIe detour would otherwise tie with or beat). The segment
+        into that port keeps the NIC's host-port number as its destination key, so
+        destination-based routing still spreads by the NIC, not by its switch."""
+        server, port, number = self._server, self._port, self.links.port
+        out: list[tuple[int, int, int]] = []
+        at = points[0]
+        for b in points[1:]:
+            if b == at:
                 continue
+            a = at
             across = server[a] is None or server[a] != server[b]
             if across and port[a] >= 0 and port[a] != b:
-                full.append(port[a])
-            full.append(b)
-        return [(a, b) for a, b in zip(full, full[1:]) if a != b]
+                out.append((a, port[a], int(number[port[a]])))
+                a = port[a]
+            if across and port[b] >= 0 and port[b] != a:
+                out.append((a, port[b], int(number[b])))
+                a = port[b]
+            if a != b:
+                out.append((a, b, int(number[b])))
+            at = b
+        return out
 
     def _fabric_ports(self) -> list[int]:
         """Per node: for a NIC with exactly one link outside its server, that link's far end
@@ -327,13 +343,35 @@ class Network:
         segments = self._segments(src, dst, via)
         if not segments:
             return np.empty(0, dtype=np.int64)
-        paths = self.router.paths([s for s, _ in segments], [d for _, d in segments],
-                                  [self._hash(s, d, key) for s, d in segments])
+        paths = self._paths([s for s, _, _ in segments], [d for _, d, _ in segments],
+                            [self._hash(s, d, k, key) for s, d, k in segments])
         return np.concatenate(paths)
 
-    def _hash(self, s: int, d: int, key) -> int:
-        """The ECMP hash of one route segment (0 where the policy ignores it)."""
-        return flow_hash(self.seed, s, d, key) if self.routing == "ecmp" else 0
+    def _paths(self, src: list[int], dst: list[int], hashes: list[int]) -> list[np.ndarray]:
+        """Routes of segments: those between two points outside every server on the fabric
+        alone (:attr:`fabric_router`), the others on the whole graph."""
+        server = self._server
+        outside = [i for i, (s, d) in enumerate(zip(src, dst))
+                   if server[s] is None and server[d] is None]
+        if not outside:
+            return self.router.paths(src, dst, hashes)
+        inner = [i for i in range(len(src)) if server[src[i]] is not None
+                 or server[dst[i]] is not None]
+        out: list = [None] * len(src)
+        for router, idx in ((self.fabric_router, outside), (self.router, inner)):
+            if idx:
+                found = router.paths([src[i] for i in idx], [dst[i] for i in idx],
+                                     [hashes[i] for i in idx])
+                for i, path in zip(idx, found):
+                    out[i] = path
+        return out
+
+    def _hash(self, s: int, d: int, dkey: int, key) -> int:
+        """What the router breaks ties of one segment by: the connection's ECMP hash, the
+        destination's key for ``dmodk``, 0 for ``shortest``."""
+        if self.routing == "ecmp":
+            return flow_hash(self.seed, s, d, key)
+        return dkey if self.routing == "dmodk" else 0
 
     def _check_endpoints(self, src, dst) -> None:
         index = self.links.index
@@ -448,11 +486,11 @@ class Network:
         src, dst, hashes = [], [], []
         for f in flows:
             for hop in f.hops:
-                for s, d in hop:
+                for s, d, k in hop:
                     src.append(s)
                     dst.append(d)
-                    hashes.append(self._hash(s, d, f.key))
-        paths = self.router.paths(src, dst, hashes)
+                    hashes.append(self._hash(s, d, k, f.key))
+        paths = self._paths(src, dst, hashes)
         latency = self.links.latency_s
         slots, routed = [], []
         at = 0

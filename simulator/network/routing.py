@@ -12,7 +12,9 @@ fabric's routing policy (graph attribute ``routing``) picks one:
   different connections collide on a link as hashed flows do;
 - ``dmodk`` (InfiniBand fat trees and Clos fabrics): destination-based, deterministic. At the
   ``h``-th tied hop with ``c`` choices the route takes choice ``(d // P) mod c``, where ``d`` is the
-  destination's host-port number and ``P`` the product of the choice counts of the hops before
+  destination's host-port number (passed in place of the hash: the key of the NIC a segment
+  leads to, which may be the segment's end or the NIC behind it) and ``P`` the product of the
+  choice counts of the hops before
   (Zahavi's D-mod-K; OpenSM's fat-tree routing engine spreads destinations over uplinks the same
   way). Every flow to one destination follows one tree, so a shift permutation (a ring) crosses
   each uplink once;
@@ -122,7 +124,7 @@ class Router:
         active = np.nonzero(cur != dsts)[0]
         step = 0
         if self.routing == "dmodk":
-            dkey = a.port[dsts] if a.port is not None else dsts.copy()
+            dkey = hashes.astype(np.int64)
             spread = np.ones(len(srcs), dtype=np.int64)  # P: choices taken so far, multiplied
         while active.size:
             u = cur[active]
