@@ -44,6 +44,12 @@ class Cluster:
                             field=f"nodes.{node}", value=attrs)
         return get_device(name)
 
+    def network_factory(self, seed: int = 0):
+        """A function of a simpy environment making this cluster's network (with the system
+        spec's routing override)."""
+        from simulator.network import Network
+        return lambda env: Network(env, self.graph, seed=seed, routing=self.spec.routing)
+
     def server_of(self, node: Hashable) -> Any:
         attrs = self.graph.nodes[node]
         return attrs.get("server", node)

@@ -15,7 +15,6 @@ from simulator.cluster import Cluster, resolve_cluster
 from simulator.engine import TIMELINE_COLUMNS, execute
 from simulator.errors import UnknownNameError
 from simulator.memory import check_memory_table, memory_overflow_bytes, peak_memory_bytes
-from simulator.network import Network
 from simulator.errors import SpecError
 from simulator.specs import SystemSpec, WorkloadSpec, with_workers
 from simulator.strategies.common import CostCache
@@ -65,8 +64,9 @@ def simulate(workload: WorkloadSpec, system: SystemSpec, strategy, *, seed: int 
     if memory is not None and on_overflow == "raise":  # what does not fit fails before it runs
         check_memory_table(memory)
     run, network = execute(compiled.taskgraph,
-                           network_factory=lambda env: Network(env, cluster.graph, seed=seed),
+                           network_factory=cluster.network_factory(seed),
                            rank_nodes=compiled.rank_nodes, seed=seed,
+                           cross_nic=system.cross_nic,
                            jitter_cv=getattr(strategy, "jitter_cv", 0.0))
     ops = pd.DataFrame(run.rows, columns=list(TIMELINE_COLUMNS))
     ops = ops.sort_values(["start_s", "rank", "op"], kind="stable").reset_index(drop=True)

@@ -57,18 +57,31 @@ class WorkloadSpec:
 class SystemSpec:
     """Where it runs: a topology (preset, builder call or file; ``{servers}`` and ``{workers}``
     in the string are filled in per run), an optional device override for every GPU, and the
-    cost model turning layer work into seconds."""
+    cost model turning layer work into seconds.
+
+    ``routing`` overrides the fabric's routing policy (``dmodk``, ``ecmp``, ``shortest``;
+    ``None``: the topology's own, see :mod:`simulator.network.routing`). ``cross_nic`` is
+    NCCL_CROSS_NIC for the collective planner: ``auto`` keeps each ring on its rail where a
+    server's members allow it (NCCL's default, 2), ``never`` refuses otherwise (0), ``always``
+    lets channels leave through the next rail's NIC (1)."""
 
     topology: str
     device: str | None = None
     cost_model: str = "roofline"
     gpus_per_server: int | None = None
+    routing: str | None = None
+    cross_nic: str = "auto"
 
     def __post_init__(self) -> None:
+        from simulator.planner import CROSS_NIC
+        from topologies.schema import ROUTINGS
         if not isinstance(self.topology, str) or not self.topology:
             raise SpecError("must name a topology", field="system.topology", value=self.topology)
         if self.gpus_per_server is not None:
             _check_int(self.gpus_per_server, "system.gpus_per_server")
+        if self.routing is not None:
+            _choice(self.routing, "system.routing", ROUTINGS)
+        _choice(self.cross_nic, "system.cross_nic", CROSS_NIC)
 
     def topology_for(self, workers: int) -> str:
         """The topology string with ``{workers}`` and ``{servers}`` filled in."""

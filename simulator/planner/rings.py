@@ -106,7 +106,6 @@ def _exit(layout: Layout, members: list, entry, rail: int, rails: list[int], c: 
 def _hops(layout: Layout, order: list, wires: dict) -> list[Hop]:
     """The hops of a ring: ``wires[node]`` gives the (out NIC, in NIC) of an inter-server hop
     leaving ``node``; a GPU without GPUDirect RDMA stages through its host CPU (pipelined)."""
-    topo = layout.topo
     hops = []
     n = len(order)
     for i in range(n):

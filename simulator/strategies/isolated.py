@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from simulator.cluster import Cluster
 from simulator.engine import execute
-from simulator.network import Network
 from simulator.strategies.programs import Collective, CommBlock
 from simulator.taskgraph import TaskGraph
 
@@ -57,8 +56,8 @@ def price_collectives(cluster: Cluster, nodes, keys, algorithm: str, *, seed: in
     for collective, nbytes, group in ordered:
         previous = (tg.collective(collective, group, nbytes, algorithm=algorithm,
                                   deps=previous, stream="comm"),)
-    run, _ = execute(tg, network_factory=lambda env: Network(env, cluster.graph, seed=seed),
-                     rank_nodes=nodes)
+    run, _ = execute(tg, network_factory=cluster.network_factory(seed), rank_nodes=nodes,
+                     cross_nic=cluster.spec.cross_nic)
     spans: dict[int, tuple[float, float]] = {}
     for row in run.rows:
         spans.setdefault(row[0], (row[8], row[9]))

@@ -242,14 +242,13 @@ def collective_time_s(case: CollectiveCase) -> float:
     per-step latencies included), as the engine runs it."""
     from simulator.cluster import resolve_cluster
     from simulator.engine import execute
-    from simulator.network import Network
     from simulator.taskgraph import TaskGraph
     cluster = resolve_cluster(case.system, case.ranks)
     nodes = cluster.gpus_for(case.ranks)
     tg = TaskGraph(ranks=case.ranks)
     tg.collective(case.collective, range(case.ranks), case.nbytes, algorithm=case.algorithm)
-    run, _ = execute(tg, network_factory=lambda env: Network(env, cluster.graph, seed=0),
-                     rank_nodes=nodes)
+    run, _ = execute(tg, network_factory=cluster.network_factory(0), rank_nodes=nodes,
+                     cross_nic=case.system.cross_nic)
     return float(run.end_s)
 
 
