@@ -22,16 +22,27 @@ What is fitted, per device (the targets are listed in ``TARGETS`` below):
   the smallest PTD-P row): one factor,
   the compute efficiency of every op class, solved so that the target is met exactly; the
   memory efficiency keeps its prior (0.8, about what streaming kernels reach on these GPUs).
-- **Devices known only through Paleo** (K20X, K40, K20, K80 die): Paleo's "platform percent of
-  peak" (PPP) is fitted per software stack (Qi et al., ICLR 2017; ``PALEO_COST_MODEL.md``
-  section 2.8: Caffe 0.21, TensorFlow 0.62, cuda-convnet2 0.46, MXNet 0.49) and each of these
-  devices appears in the table with exactly one stack (FireCaffe's Caffe on K20X, TensorFlow on
-  K40, cuda-convnet2 on K20, MXNet on the K80 dies),
-  so a per-device factor can take the PPP's role. PPP divides both of Paleo's compute and memory
-  terms, which it adds, whereas the roofline takes their maximum; so the factor is not set to the
-  PPP but solved so that the roofline's single-device iteration of the case's net equals Paleo's
-  own (Paleo's cost model, its fitted PPP, its device preset; for the K80 die, Paleo's board
-  preset halved). Paleo's ``ppp_comm`` has no counterpart: links run at their catalogued rates.
+- **Devices measured layer by layer** (V100, K40, K80 die: the single-layer convolution timings
+  of ml-performance-prediction, ``../shared/data/mlperf_prediction/layer_timings_conv.csv``,
+  TensorFlow 1.10 with cuDNN 7, fp32, the same random layers timed on each GPU): per GPU, the
+  geometric mean over its compute-bound forward rows of at least 1 ms of (roofline time at
+  full efficiency with the device's convolution algorithms) / (measured time) is its *implied*
+  efficiency under that harness. The harness adds the same overheads on every GPU (NHWC
+  transposes, separate bias and activation kernels, ``session.run``): the P100, the one GPU
+  measured both ways, implies 0.20 layer by layer against 0.47 over whole networks. So the
+  layer timings are used as a measurement of each GPU *relative to the P100*, scaled by that
+  harness factor (the P100's whole-network efficiency over its implied one).
+- **Devices of the same silicon** share the fitted factors of their sibling unless a measurement
+  of their own says otherwise (``SHARED``): K20 and K20X (GK110) take the K40's (GK110B),
+  A100-40GB the A100-80GB's, V100-32GB the V100's, the K80 board its die's. V100-SXM3 keeps
+  its own fit (a measurement of its own: fp16 tensor-core GEMMs).
+- Every other device keeps placeholder factors and says so (``calibration.status``), and every
+  result names each device's calibration (``calibration`` column); the CLI warns on stderr
+  when a placeholder device is simulated.
+
+No device is fitted to another model's prediction (before issue 12 the Kepler GPUs were solved
+so that the roofline equalled Paleo's own estimate of one case study each). Devices.json records
+each device's provenance in its ``calibration`` field (status, basis, rows, data, date).
 
 Rows that exceed the device's peak under direct-convolution FLOP counting (tf_cnn_benchmarks'
 AlexNet and VGG-16 on the P100) cannot inform an efficiency <= 1 and are not targets; they are
@@ -54,16 +65,16 @@ import json
 import math
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+for _path in (REPO, REPO / "experiments"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
-from simulator.catalog import Device, OP_CLASSES, PaleoDevicePreset, get_device  # noqa: E402
+from simulator.catalog import Device, OP_CLASSES, get_device  # noqa: E402
 from simulator.costmodel import RooflineCostModel  # noqa: E402
-from simulator.specs import DataParallelSpec, SystemSpec, WorkloadSpec  # noqa: E402
+from simulator.costmodels.override import OverrideCostModel, with_factors  # noqa: E402
 from simulator.strategies.common import CostCache  # noqa: E402
 from simulator.validation import Simulations, build_case, load_reference, predict  # noqa: E402
 
@@ -74,69 +85,34 @@ MEMORY_PRIOR = 0.8
 DECIMALS = 4
 
 
-@dataclass(frozen=True)
-class PaleoTarget:
-    """A single-device iteration time from Paleo's estimator with its fitted PPP."""
-
-    net: str
-    batch: int
-    software: str
-    paleo_device: str | PaleoDevicePreset
-    optimizer: str = "sgd"
-
-    def describe(self) -> str:
-        dev = self.paleo_device if isinstance(self.paleo_device, str) else self.paleo_device.name
-        return (f"Paleo's single-device time of {self.net} at batch {self.batch} with its "
-                f"{self.software} PPP on its {dev} preset")
-
-
-#: One K80 die as Paleo's K80 board preset halved (the board is two GK210 dies).
-K80_DIE = PaleoDevicePreset(name="K80_DIE", description="one K80 die (Paleo's K80 board / 2)",
-                            clock_mhz=560, peak_gflops=2800, mem_bandwidth_gbps_label=240,
-                            is_gpu=True)
-
-#: Device -> its calibration targets: "rows" (the table's calibration rows of that device) or a
-#: Paleo target.
-TARGETS: dict[str, object] = {
+#: Device -> its calibration targets: "rows" (the table's calibration rows of that device) or
+#: "layers" (its single-layer timings, relative to the P100's); fitted in this order (the layer
+#: targets need the P100's factor).
+TARGETS: dict[str, str] = {
     "P100": "rows",
-    "K40": PaleoTarget(net="inception_v3", batch=32, software="tensorflow", paleo_device="K40",
-                       optimizer="momentum"),
     "V100-SXM3": "rows",
     "A100-80GB": "rows",
-    "K20X": PaleoTarget(net="nin", batch=256, software="caffe", paleo_device="K20X"),
-    "K20": PaleoTarget(net="alexnet_owt_1gpu", batch=128, software="cuda-convnet2",
-                       paleo_device="K20"),
-    "K80": PaleoTarget(net="inception_v3", batch=32, software="mxnet", paleo_device=K80_DIE,
-                       optimizer="momentum"),
+    "V100": "layers",
+    "K40": "layers",
+    "K80": "layers",
 }
-
-
-class OverrideCostModel:
-    """The roofline, with some catalog devices replaced by calibrated copies (matched by name)."""
-
-    name = "roofline"
-
-    def __init__(self, devices: dict[str, Device]) -> None:
-        self.base = RooflineCostModel()
-        self.devices = devices
-
-    def _dev(self, device):
-        return self.devices.get(device.name, device)
-
-    def work_time_s(self, work, op_class, device, *, dtype):
-        return self.base.work_time_s(work, op_class, self._dev(device), dtype=dtype)
-
-    def phase_time_s(self, layer, phase, device, *, dtype="fp32"):
-        return self.base.phase_time_s(layer, phase, self._dev(device), dtype=dtype)
-
-    def update_time_s(self, params, device, *, dtype="fp32", optimizer="sgd"):
-        return self.base.update_time_s(params, self._dev(device), dtype=dtype,
-                                       optimizer=optimizer)
-
-
-def with_factors(device: Device, compute: float, memory: float) -> Device:
-    return device.with_overrides(compute_efficiency={c: compute for c in OP_CLASSES},
-                                 memory_efficiency=memory)
+#: Device -> (the fitted device of the same silicon it shares factors with, why).
+SHARED: dict[str, tuple[str, str]] = {
+    "K20": ("K40", "same GK110 silicon as the K40's GK110B; no measurement of its own"),
+    "K20X": ("K40", "same GK110 silicon as the K40's GK110B; no measurement of its own"),
+    "K80-board": ("K80", "two K80 (GK210) dies; no measurement of the board"),
+    "A100-40GB": ("A100-80GB", "same GA100 silicon; no measurement of its own"),
+    "V100-32GB": ("V100", "same GV100 silicon as the V100 SXM2 16 GB; no measurement of its own"),
+}
+#: The dataset GPU names of the layer targets.
+LAYER_GPUS = {"P100": "P100", "V100": "V100", "K40": "K40", "K80": "K80"}
+LAYERS_CSV = REPO.parent / "shared" / "data" / "mlperf_prediction" / "layer_timings_conv.csv"
+#: Kept rows: forward only, at least this long (below it TF's per-run overhead dominates), and
+#: compute-bound at peak (compute time at least this many times the memory time).
+LAYER_MIN_S = 1e-3
+LAYER_COMPUTE_OVER_MEMORY = 3.0
+#: The version date of this procedure, recorded with every fit.
+CALIBRATION_DATE = "2026-12-03"
 
 
 class Objective:
@@ -148,32 +124,21 @@ class Objective:
         table = load_reference()
         self.rows = []
         self.skipped = []
-        self.paleo = None
-        if spec == "rows":
-            for row in table.rows:
-                if row.role == "calibration" and row.device == name:
-                    (self.skipped if row.status == "pending" else self.rows).append(row)
-        else:
-            self.paleo = spec
-            self.paleo_s = paleo_time_s(spec)
-            self.workload = WorkloadSpec(net=spec.net, batch=spec.batch,
-                                         optimizer=spec.optimizer)
+        for row in table.rows:
+            if row.role == "calibration" and row.device == name and row.metric != "busbw":
+                (self.skipped if row.status == "pending" else self.rows).append(row)
         self.evaluations = 0
         self._caches: dict[str, CostCache] = {}
 
     @property
     def usable(self) -> bool:
-        return bool(self.rows) or self.paleo is not None
+        return bool(self.rows)
 
     def errors(self, compute: float, memory: float) -> list[float]:
         """``predicted / target - 1`` for each target with these factors."""
         self.evaluations += 1
         dev = with_factors(self.device, compute, memory)
         sims = Simulations(OverrideCostModel({self.name: dev}))
-        if self.paleo is not None:
-            system = SystemSpec(topology="server(server='k20_pcie8')", device=self.name)
-            m = sims.metrics(self.workload, system, DataParallelSpec(workers=1))
-            return [self.paleo_s / m["iteration_s"] - 1.0]  # as a throughput
         out = []
         for row in self.rows:
             value = self._single_device(row, dev)
@@ -221,12 +186,30 @@ class Objective:
         return max(abs(e) for e in self.errors(compute, memory))
 
 
-def paleo_time_s(target: PaleoTarget) -> float:
-    """Paleo's single-device iteration time (s) of the target, on paleosim's shipped net."""
-    from simulator.paleo import estimate
-    df = estimate(target.net, device=target.paleo_device, network="ethernet",
-                  software=target.software, batch=target.batch, workers=[1])
-    return float(df["time_comp_ms"].iloc[0]) / 1e3
+def layer_implied_efficiency(gpu: str, device: Device, frame) -> tuple[float, int]:
+    """The geometric mean of (roofline time at full efficiency / measured time) over ``gpu``'s
+    kept single-layer rows (see the module docstring), and how many rows were kept."""
+    import numpy as np
+    from simulator import fastconv
+    from fit_staged_conv import _layer as conv_layer  # the same layer builder as that fit
+    roof = RooflineCostModel()
+    full = with_factors(device, 1.0, 1.0)
+    sub = frame[(frame.gpu_model == gpu) & (frame.optimizer == 0)
+                & (frame.timeUsed_median * 1e-3 >= LAYER_MIN_S)]
+    logs = []
+    for row in sub.itertuples():
+        layer = conv_layer(row)
+        work = layer.work["forward"]
+        compute_s = work.flops / device.peak("fp32")
+        memory_s = work.elems * 4 / device.memory_bandwidth_Bps
+        if compute_s < LAYER_COMPUTE_OVER_MEMORY * memory_s:
+            continue
+        best = min(sum(roof.work_time_s(w, "conv", full, dtype="fp32")
+                       / (1.0 if f == 1.0 else fastconv.TRANSFORM_EFFICIENCY) for w, f in kernels)
+                   for _, kernels in fastconv.algorithm_works(layer, "forward",
+                                                              device.conv_algorithms, "fp32"))
+        logs.append(np.log(best / (row.timeUsed_median * 1e-3)))
+    return float(np.exp(np.mean(logs))), len(logs)
 
 
 def solve_compute(obj: Objective, memory: float) -> float:
@@ -265,26 +248,40 @@ def golden_min(f, lo: float, hi: float, tol: float = 1e-5) -> tuple[float, float
 
 def fit(obj: Objective) -> tuple[float, float]:
     """The device's (compute, memory) factors (see the module docstring)."""
-    if obj.paleo is not None or len(obj.rows) == 1:
+    if len(obj.rows) == 1:
         return solve_compute(obj, MEMORY_PRIOR), MEMORY_PRIOR
     # minimax over the targets: the worst error is quasi-convex in the compute efficiency
     compute, _ = golden_min(lambda c: obj.worst(c, MEMORY_PRIOR), 0.05, 1.0)
     return compute, MEMORY_PRIOR
 
 
-def source_line(name: str, obj: Objective, compute: float, memory: float) -> str:
-    if obj.paleo is not None:
-        what = obj.paleo.describe() + f" ({obj.paleo_s * 1e3:.1f} ms)"
+def rows_record(obj: Objective) -> dict:
+    rows = [r.id for r in obj.rows]
+    multi = [r.id for r in obj.rows if (build_case(r).strategy.workers or 1) > 1]
+    basis = ("single-device rows of the reference table" if not multi else
+             "rows of the reference table, multi-GPU: " + ", ".join(multi) + " (no single-device "
+             "measurement of this GPU in the project's sources; the fit takes the simulated "
+             "communication as given, deterministic since routing is)")
+    return {"status": "fitted", "basis": basis, "rows": rows, "date": CALIBRATION_DATE}
+
+
+def source_line(record: dict, compute: float, memory: float) -> str:
+    if record["status"] == "shared":
+        what = f"shared with {record['shares']} ({record['basis']})"
+    elif record.get("rows"):
+        what = (("rows " if len(record["rows"]) > 1 else "row ") + ", ".join(record["rows"])
+                + " of simulator/validation/reference.json")
     else:
-        what = (("rows " if len(obj.rows) > 1 else "row ")
-                + ", ".join(r.id for r in obj.rows) + " of simulator/validation/reference.json")
+        what = record["basis"]
     return (f"efficiencies: calibrated by experiments/calibrate.py on {what}: compute "
             f"{compute:g} for every op class (per-class differences uncalibrated), "
             f"memory {memory:g}, the uncalibrated prior")
 
 
-def rewrite_entry(text: str, name: str, compute: float, memory: float, line: str) -> str:
-    """``text`` (devices.json) with the efficiency fields of entry ``name`` replaced."""
+def rewrite_entry(text: str, name: str, compute: float, memory: float, line: str,
+                  record: dict) -> str:
+    """``text`` (devices.json) with the efficiency fields and the calibration record of entry
+    ``name`` replaced."""
     start = text.index(f'"name": "{name}"')
     end = text.find('"name": "', start + 10)
     end = len(text) if end < 0 else end
@@ -299,7 +296,18 @@ def rewrite_entry(text: str, name: str, compute: float, memory: float, line: str
     entry, n = re.subn(r'"efficiencies: [^"\n]*"', json.dumps(line), entry, count=1)
     if n != 1:
         raise SystemExit(f"devices.json: entry {name} has no 'efficiencies:' source line")
+    entry = set_calibration(entry, record)
     return text[:start] + entry + text[end:]
+
+
+def set_calibration(entry: str, record: dict) -> str:
+    """One entry's text with its ``calibration`` field (one JSON line) set to ``record``."""
+    line = '"calibration": ' + json.dumps(record, ensure_ascii=False)
+    if '"calibration": ' in entry:
+        return re.sub(r'"calibration": \{[^\n]*\}', lambda _m: line, entry, count=1)
+    indent = re.search(r'\n( *)"memory_efficiency"', entry).group(1)
+    return re.sub(r'("memory_efficiency": [0-9.eE+-]+,)', lambda m: m.group(1) + "\n" + indent
+                  + line + ",", entry, count=1)
 
 
 def main(argv=None) -> int:
@@ -310,27 +318,58 @@ def main(argv=None) -> int:
     parser.add_argument("--devices", default=None,
                         help="comma-separated devices to calibrate (default: all targets)")
     args = parser.parse_args(argv)
-    names = args.devices.split(",") if args.devices else list(TARGETS)
+    names = args.devices.split(",") if args.devices else list(TARGETS) + list(SHARED)
     text = DEVICES_JSON.read_text(encoding="utf-8")
     new_text = text
+    fitted: dict[str, tuple[float, float]] = {}
+    frame = None
     for name in names:
-        obj = Objective(name, TARGETS[name])
-        for row in obj.skipped:
-            print(f"{name}: row {row.id} is pending ({row.reason.split('.')[0]}); skipped")
-        if not obj.usable:
-            print(f"{name}: no usable calibration target; placeholders kept")
-            continue
-        compute, memory = fit(obj)
-        compute, memory = round(compute, DECIMALS), round(memory, DECIMALS)
-        obj.check_closed_form(compute, memory)
-        errors = obj.errors(compute, memory)
-        labels = ([r.id for r in obj.rows] if obj.paleo is None else [obj.paleo.describe()])
-        print(f"{name}: compute {compute:g}, memory {memory:g} "
-              f"({obj.evaluations} evaluations)")
-        for label, err in zip(labels, errors):
-            print(f"    {label}: {err:+.2%}")
+        if name in SHARED:
+            sibling, why = SHARED[name]
+            compute, memory = fitted.get(sibling) or (get_device(sibling).efficiency("default"),
+                                                      get_device(sibling).memory_efficiency)
+            record = {"status": "shared", "shares": sibling, "basis": why,
+                      "date": CALIBRATION_DATE}
+            print(f"{name}: shares {sibling}'s factors: compute {compute:g}, memory {memory:g}")
+        elif TARGETS[name] == "layers":
+            if not LAYERS_CSV.is_file():
+                print(f"{name}: {LAYERS_CSV} not found (the shared fixtures are needed); kept")
+                continue
+            if frame is None:
+                import pandas as pd
+                frame = pd.read_csv(LAYERS_CSV)
+            p100 = fitted.get("P100", (get_device("P100").efficiency("default"),))[0]
+            ref, _ = layer_implied_efficiency("P100", get_device("P100"), frame)
+            implied, kept = layer_implied_efficiency(LAYER_GPUS[name], get_device(name), frame)
+            harness = p100 / ref
+            compute, memory = round(min(implied * harness, 1.0), DECIMALS), MEMORY_PRIOR
+            record = {"status": "fitted", "basis": (
+                f"{kept} single-layer convolution timings of this GPU (TF 1.10, cuDNN 7, fp32) "
+                f"relative to the P100's: implied {implied:.4f} under the harness, x the "
+                f"harness factor {harness:.4f} = the P100's {p100:g} over its implied "
+                f"{ref:.4f}"), "data": "shared/data/mlperf_prediction/layer_timings_conv.csv",
+                "date": CALIBRATION_DATE}
+            print(f"{name}: implied {implied:.4f} over {kept} rows, x {harness:.4f}: "
+                  f"compute {compute:g}, memory {memory:g}")
+        else:
+            obj = Objective(name, TARGETS[name])
+            for row in obj.skipped:
+                print(f"{name}: row {row.id} is pending ({row.reason.split('.')[0]}); skipped")
+            if not obj.usable:
+                print(f"{name}: no usable calibration target; placeholders kept")
+                continue
+            compute, memory = fit(obj)
+            compute, memory = round(compute, DECIMALS), round(memory, DECIMALS)
+            obj.check_closed_form(compute, memory)
+            errors = obj.errors(compute, memory)
+            print(f"{name}: compute {compute:g}, memory {memory:g} "
+                  f"({obj.evaluations} evaluations)")
+            for row, err in zip(obj.rows, errors):
+                print(f"    {row.id}: {err:+.2%}")
+            record = rows_record(obj)
+        fitted[name] = (compute, memory)
         new_text = rewrite_entry(new_text, name, compute, memory,
-                                 source_line(name, obj, compute, memory))
+                                 source_line(record, compute, memory), record)
     if args.write:
         if new_text != text:
             DEVICES_JSON.write_text(new_text, encoding="utf-8")

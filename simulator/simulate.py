@@ -87,6 +87,7 @@ def simulate(workload: WorkloadSpec, system: SystemSpec, strategy, *, seed: int 
         busiest = links.loc[links["utilisation"].idxmax()]
         metrics["max_link_utilisation"] = float(busiest["utilisation"])
         metrics["busiest_link"] = f"{busiest['src']} -> {busiest['dst']}"
+    metrics.update(calibration_metrics(cluster, compiled.rank_nodes))
     metrics["simulated_s"] = float(run.end_s)
     metrics["engine_events"] = run.events
     tables = {}
@@ -105,6 +106,17 @@ def simulate(workload: WorkloadSpec, system: SystemSpec, strategy, *, seed: int 
                      links=links, flows=flows,
                      utilisation=network.utilisation_table(), rank_nodes=compiled.rank_nodes,
                      cluster=cluster, taskgraph=compiled.taskgraph, tables=tables)
+
+
+def calibration_metrics(cluster: Cluster, nodes) -> dict[str, str]:
+    """Where the efficiency factors of the devices a run used come from (devices.json
+    ``calibration``): ``calibration`` (one entry per device) and ``placeholder_devices``."""
+    used: dict[str, Any] = {}
+    for node in nodes:
+        device = cluster.device_of(node)
+        used.setdefault(device.name, device)
+    return {"calibration": "; ".join(f"{n}: {d.calibration_label()}" for n, d in used.items()),
+            "placeholder_devices": ",".join(n for n, d in used.items() if d.placeholder)}
 
 
 def _total_nodes_hint(strategy) -> int:

@@ -3,7 +3,10 @@
 One process per rank (device), one thread per stream (compute, communication, ...), a complete
 event ("X") per operation with microsecond timestamps, flow arrows from each transfer to the
 first operation on the receiving rank that needed it, and a "network" process with counter tracks
-("C") for the utilisation of the busiest links. Metadata events name every process and thread.
+("C") for the utilisation of the busiest links: by default of the links where inter-server
+contention lives (NICs' fabric ports and switch-to-switch links, ``links="network"``), ranked by
+mean utilisation, so the bottleneck of a run shows rather than one server's NVSwitch (see
+:data:`LINK_SCOPES`). Metadata events name every process and thread.
 Format reference: "Trace Event Format", Google, 2016 (the Catapult project's documentation).
 """
 from __future__ import annotations
@@ -15,6 +18,10 @@ import pandas as pd
 US_PER_S = 1e6
 FLOW_NUDGE_US = 1e-3  # flow events sit 1 ns inside their ops (see _inside)
 STREAM_ORDER = ("compute", "comm", "pull", "ps", "host")
+#: Which links get counter tracks: ``network`` (NIC ports and fabric links), ``nic`` (links
+#: between a NIC and the fabric), ``fabric`` (switch to switch), ``intra`` (inside servers:
+#: NVLink, NVSwitch, PCIe), ``all``.
+LINK_SCOPES = ("network", "nic", "fabric", "intra", "all")
 
 
 def _tid(stream: str, tids: dict[str, int]) -> int:
@@ -24,8 +31,14 @@ def _tid(stream: str, tids: dict[str, int]) -> int:
     return tids[stream]
 
 
-def chrome_trace(result, *, max_link_counters: int = 16) -> dict[str, Any]:
-    """The trace of a :class:`~simulator.simulate.SimResult` as a JSON-ready dict."""
+def chrome_trace(result, *, max_link_counters: int = 16, links: str = "network"
+                 ) -> dict[str, Any]:
+    """The trace of a :class:`~simulator.simulate.SimResult` as a JSON-ready dict; counter
+    tracks for the ``max_link_counters`` most utilised links of scope ``links``
+    (:data:`LINK_SCOPES`; when that scope carried nothing, all links)."""
+    if links not in LINK_SCOPES:
+        from simulator.errors import UnknownNameError
+        raise UnknownNameError("link scope", str(links), list(LINK_SCOPES), field="links")
     events: list[dict[str, Any]] = []
     tids: dict[str, int] = {}
     ops: pd.DataFrame = result.ops
@@ -57,7 +70,7 @@ def chrome_trace(result, *, max_link_counters: int = 16) -> dict[str, Any]:
                        "tid": tid, "ts": row.start_s * US_PER_S,
                        "dur": (row.end_s - row.start_s) * US_PER_S, "args": args})
     events += _flow_arrows(result, tids)
-    events += _link_counters(result, max_link_counters, pid=len(result.rank_nodes))
+    events += _link_counters(result, max_link_counters, pid=len(result.rank_nodes), scope=links)
     events += _memory_counters(result)
     return {"traceEvents": events, "displayTimeUnit": "ms",
             "otherData": {"generator": "paleosim", **{k: _plain(v)
@@ -118,12 +131,41 @@ def _inside(start_s: float, end_s: float) -> float:
     return start_us + min(FLOW_NUDGE_US, (end_s - start_s) * US_PER_S / 2)
 
 
-def _link_counters(result, limit: int, *, pid: int) -> list[dict[str, Any]]:
+def link_scope(graph, src, dst) -> str:
+    """``nic``, ``fabric`` or ``intra`` for the directed link ``src -> dst`` of ``graph``."""
+    inside = [graph.nodes[n].get("server") is not None for n in (src, dst)]
+    if not any(inside):
+        return "fabric"
+    if all(inside) and graph.nodes[src].get("server") == graph.nodes[dst].get("server"):
+        return "intra"
+    return "nic"
+
+
+def busiest_links(result, limit: int, scope: str = "network"):
+    """The ``limit`` links of ``scope`` with the highest mean utilisation (ties: bytes, then
+    link number) among those that carried bytes; all scopes when ``scope`` carried nothing."""
+    links = result.links
+    carried = links[links["bytes"] > 0]
+    if scope != "all" and result.cluster is not None and len(carried):
+        graph = result.cluster.graph
+        kinds = [link_scope(graph, s, d) for s, d in zip(carried["src"], carried["dst"])]
+        wanted = ("nic", "fabric") if scope == "network" else (scope,)
+        inside = carried[[k in wanted for k in kinds]]
+        carried = inside if len(inside) else carried
+    ranked = carried.assign(_u=carried["utilisation"]).sort_values(
+        ["_u", "bytes", "link"], ascending=[False, False, True], kind="stable")
+    return ranked.drop(columns="_u").head(limit)
+
+
+def _link_counters(result, limit: int, *, pid: int, scope: str = "network"
+                   ) -> list[dict[str, Any]]:
     links = result.links
     util = result.utilisation
     if limit <= 0 or links is None or links.empty or util is None or util.empty:
         return []
-    busiest = links.sort_values("bytes", ascending=False, kind="stable").head(limit)
+    busiest = busiest_links(result, limit, scope)
+    if busiest.empty:
+        return []
     out = [{"ph": "M", "name": "process_name", "pid": pid, "tid": 0,
             "args": {"name": "network (link utilisation)"}},
            {"ph": "M", "name": "process_sort_index", "pid": pid, "tid": 0,

@@ -108,6 +108,14 @@ def test_every_entry_cites_its_sources_and_flags_placeholders():
     for device in devices():
         assert device.source.strip(), device.name
         assert "uncalibrated" in device.source, device.name
+        status = device.calibration["status"]
+        assert (status == "placeholder") == ("efficiencies: uncalibrated paleosim defaults"
+                                             in device.source), device.name
+        if status == "shared":  # a sibling's fitted factors, exactly
+            sibling = get_device(device.calibration["shares"])
+            assert sibling.calibration["status"] == "fitted", device.name
+            assert device.compute_efficiency == sibling.compute_efficiency
+            assert device.memory_efficiency == sibling.memory_efficiency
         if "idle power: estimate, 15% of TDP" in device.source:
             assert device.idle_power_W == pytest.approx(0.15 * device.busy_power_W, rel=1e-12)
         else:  # the TPUs: Google's measured min/max power per chip
@@ -265,7 +273,7 @@ def test_with_overrides_validates_and_leaves_the_original_alone():
     v100 = get_device("V100")
     faster = v100.with_overrides(memory_efficiency=0.9, compute_efficiency={"default": 0.8})
     assert faster.memory_efficiency == 0.9 and faster.efficiency("matmul") == 0.8
-    assert v100.memory_efficiency == 0.8 and v100.efficiency("matmul") == 0.7
+    assert v100.memory_efficiency == 0.8 and v100.efficiency("matmul") == 0.6392  # calibrated
     with pytest.raises(SpecError, match=r"V100\.memory_efficiency: must be in \(0, 1\]"):
         v100.with_overrides(memory_efficiency=1.5)
     with pytest.raises(SpecError, match=r"V100\.memory_bandwith_Bps: unknown device field"):
@@ -385,8 +393,12 @@ def test_device_table_units():
     si = device_table([get_device("V100")])
     assert si.loc[0, "peak_fp32_flops"] == 15.7e12 and si.loc[0, "peak_bf16_flops"] is None
     assert si.loc[0, "memory_bandwidth_Bps"] == 900e9
-    assert si.loc[0, "compute_efficiency_conv"] == 0.6
+    assert si.loc[0, "compute_efficiency_conv"] == 0.6392
+    assert si.loc[0, "calibration"] == "fitted"
     human = device_table([get_device("V100")], units="human")
+    assert human.loc[0, "calibration"] == "fitted"
+    assert device_table([get_device("K20X")], units="human").loc[0, "calibration"] == \
+        "shared (K40)"
     assert human.loc[0, "fp32 TFLOP/s"] == "15.7" and human.loc[0, "bf16 TFLOP/s"] == "-"
     assert human.loc[0, "memory GiB"] == 16 and human.loc[0, "bandwidth GB/s"] == 900
     assert network_table([get_network("hdr-ib")], units="human").loc[0, "bandwidth Gbit/s"] == 200

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from simulator.errors import SpecError
+
 from simulator.cli import main
 from simulator.simulate import simulate
 from simulator.specs import DataParallelSpec, ParameterServerSpec, SystemSpec, WorkloadSpec
@@ -174,17 +176,24 @@ def test_ops_on_one_thread_never_overlap(traced):
 # --- counters ------------------------------------------------------------------------------------
 
 def test_link_counters_follow_the_busiest_links(traced):
+    """Counters for the most utilised links where inter-server contention lives (NIC ports and
+    fabric links), falling back to every link when no byte left a server."""
+    from simulator.trace import link_scope
     result, trace = traced
     network = len(result.rank_nodes)
     counters = [e for e in events(trace, "C") if e["pid"] == network]
     carried = result.links[result.links["bytes"] > 0]
     assert len(carried) > 0     # these scenarios move bytes over the network
+    graph = result.cluster.graph
+    scoped = carried[[link_scope(graph, s, d) != "intra"
+                      for s, d in zip(carried["src"], carried["dst"])]]
+    carried = scoped if len(scoped) else carried
     label = carried["src"].astype(str) + " -> " + carried["dst"].astype(str)
     names = {e["name"] for e in counters}
     assert len(names) == min(16, len(carried))
     assert names <= set(label)
-    chosen = carried.loc[label.isin(names), "bytes"]
-    others = carried.loc[~label.isin(names), "bytes"]
+    chosen = carried.loc[label.isin(names), "utilisation"]
+    others = carried.loc[~label.isin(names), "utilisation"]
     assert others.empty or chosen.min() >= others.max()
     util = result.utilisation
     for name in names:
@@ -207,6 +216,28 @@ def test_max_link_counters_caps_the_counters(limit):
     network = len(result.rank_nodes)
     assert len({e["name"] for e in events(trace, "C") if e["pid"] == network}) == limit
     assert any(e["pid"] == network for e in events(trace, "M")) == (limit > 0)
+
+
+def test_counters_show_the_nics_not_one_servers_nvswitch():
+    """On DGX A100 servers a ring's NVSwitch ports carry 7 times the bytes of its NICs (7 of a
+    channel's 8 hops per server are NVLink) at a lower load: ranked by bytes, the counters
+    would all be NVSwitch ports; the default shows NIC and fabric links, the most loaded
+    first; ``links='intra'`` selects the inside."""
+    from simulator.trace import busiest_links, link_scope
+    from simulator.specs import SystemSpec as System
+    result = simulate(WorkloadSpec(net="resnet50", batch=32, dtype="fp16"),
+                      System(topology="fat_tree(k=8, server='dgx_a100', servers=2)"),
+                      DataParallelSpec(workers=16))
+    graph = result.cluster.graph
+    net = busiest_links(result, 4)
+    assert {link_scope(graph, s, d) for s, d in zip(net["src"], net["dst"])} <= {"nic", "fabric"}
+    inside = busiest_links(result, 4, "intra")
+    assert {link_scope(graph, s, d) for s, d in zip(inside["src"], inside["dst"])} == {"intra"}
+    nvlink = result.links[result.links["kind"] == "nvlink"]
+    assert nvlink["bytes"].max() == pytest.approx(7 * net["bytes"].max(), rel=1e-9)
+    assert net["utilisation"].min() > nvlink["utilisation"].max()
+    with pytest.raises(SpecError, match="link scope"):
+        chrome_trace(result, links="spine")
 
 
 def test_no_link_counters_without_network_traffic():

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from simulator.catalog._validate import (
-    check_choice, check_fraction, check_name, check_non_negative, check_positive,
+    FrozenMap, check_choice, check_fraction, check_name, check_non_negative, check_positive,
     check_table, check_text, where,
 )
 from simulator.errors import SpecError
@@ -28,6 +28,9 @@ DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8")
 OP_CLASSES = ("default", "conv", "matmul", "elementwise", "reduction")
 #: Kinds of device.
 KINDS = ("gpu", "tpu", "cpu")
+#: Where a device's efficiency factors come from: fitted once on measurements of that device,
+#: shared with a device of the same silicon that was fitted, or placeholders (no measurement).
+CALIBRATIONS = ("fitted", "shared", "placeholder")
 #: Convolution algorithms a device's software stack may offer (see ``simulator.fastconv``).
 CONV_ALGORITHMS = ("direct", "winograd_2x2_3x3", "winograd_4x4_3x3", "fft", "fft_tiling")
 
@@ -45,6 +48,26 @@ def _check_conv_algorithms(value, name: str) -> tuple[str, ...]:
         raise SpecError("must include 'direct'", field=where(name, "conv_algorithms"),
                         value=list(value))
     return tuple(value)
+
+
+_CALIBRATION_KEYS = ("status", "basis", "rows", "data", "shares", "date")
+
+
+def _check_calibration(value, name: str) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise SpecError("must be an object", field=where(name, "calibration"), value=value)
+    unknown = sorted(set(value) - set(_CALIBRATION_KEYS))
+    if unknown:
+        raise SpecError(f"unknown field; valid: {', '.join(_CALIBRATION_KEYS)}",
+                        field=where(name, f"calibration.{unknown[0]}"), value=unknown[0])
+    check_choice(value.get("status"), CALIBRATIONS, entry=name, field="calibration.status")
+    if value["status"] == "shared" and not isinstance(value.get("shares"), str):
+        raise SpecError("a shared calibration names the device it shares with",
+                        field=where(name, "calibration.shares"), value=value.get("shares"))
+    out = dict(value)
+    if isinstance(out.get("rows"), (list, tuple)):
+        out["rows"] = tuple(out["rows"])
+    return FrozenMap(out)  # hashable: devices are cache keys
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +105,11 @@ class Device:
         Convolution algorithms of the device's software stack (:data:`CONV_ALGORITHMS`; must
         include ``"direct"``); the roofline takes the fastest per layer (``simulator.fastconv``).
         Default ``("direct",)``.
+    calibration : Mapping
+        Provenance of ``compute_efficiency`` and ``memory_efficiency``: ``status`` (one of
+        :data:`CALIBRATIONS`), ``basis`` (the measurements, in words), ``rows`` (reference-table
+        rows fitted to), ``data`` (measurement files), ``shares`` (for ``shared``: the fitted
+        device of the same silicon), ``date``. Written by ``experiments/calibrate.py``.
 
     Examples
     --------
@@ -108,6 +136,7 @@ class Device:
     busy_power_W: float
     source: str
     conv_algorithms: tuple[str, ...] = ("direct",)
+    calibration: Mapping = dataclasses.field(default_factory=lambda: {"status": "placeholder"})
 
     def __post_init__(self) -> None:
         name = check_name(self.name)
@@ -128,6 +157,7 @@ class Device:
                                                field="busy_power_W"),
         }
         values["conv_algorithms"] = _check_conv_algorithms(self.conv_algorithms, name)
+        values["calibration"] = _check_calibration(self.calibration, name)
         for field in ("memory_bandwidth_Bps", "memory_bytes", "clock_hz"):
             values[field] = check_positive(getattr(self, field), entry=name, field=field)
         if values["busy_power_W"] < values["idle_power_W"]:
@@ -135,6 +165,21 @@ class Device:
                             field=where(name, "busy_power_W"), value=self.busy_power_W)
         for field, value in values.items():  # normalised: floats, FrozenMaps in canonical order
             object.__setattr__(self, field, value)
+
+    @property
+    def placeholder(self) -> bool:
+        """Whether the efficiency factors are placeholders (no measurement behind them)."""
+        return self.calibration["status"] == "placeholder"
+
+    def calibration_label(self) -> str:
+        """One line on where the factors come from, for result tables."""
+        c = self.calibration
+        if c["status"] == "shared":
+            return f"shared with {c['shares']} ({c.get('basis', '')})".rstrip(" ()")
+        if c["status"] == "fitted":
+            what = ", ".join(c.get("rows", ())) or c.get("data", "") or c.get("basis", "")
+            return f"fitted on {what}" + (f" ({c['date']})" if c.get("date") else "")
+        return "placeholder (uncalibrated)"
 
     def peak(self, dtype: str) -> float:
         """Dense peak FLOP/s for ``dtype``.

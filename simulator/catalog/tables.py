@@ -34,8 +34,10 @@ def device_table(entries: Iterable[Device], *, units: str = "si") -> pd.DataFram
     SI columns: ``name, kind, description, peak_<dtype>_flops`` (one per dtype, ``None`` where
     unsupported), ``memory_bytes, memory_bandwidth_Bps, clock_hz, idle_power_W, busy_power_W,
     compute_efficiency_<op_class>`` (the value :meth:`Device.efficiency` returns, i.e. after the
-    fallback to ``default``), ``memory_efficiency, source``. Human columns: name, kind,
-    description, ``<dtype> TFLOP/s``, ``memory GiB``, ``bandwidth GB/s``, ``TDP W``, ``idle W``.
+    fallback to ``default``), ``memory_efficiency, calibration, calibration_basis, source``.
+    Human columns: name, kind, description, ``<dtype> TFLOP/s``, ``memory GiB``,
+    ``bandwidth GB/s``, ``TDP W``, ``idle W``, ``efficiency`` (the default compute efficiency),
+    ``calibration`` (fitted, shared with a sibling, or placeholder).
     """
     _check_units(units)
     rows = []
@@ -47,14 +49,20 @@ def device_table(entries: Iterable[Device], *, units: str = "si") -> pd.DataFram
                         "memory_bandwidth_Bps": d.memory_bandwidth_Bps, "clock_hz": d.clock_hz,
                         "idle_power_W": d.idle_power_W, "busy_power_W": d.busy_power_W})
             row.update({f"compute_efficiency_{op}": d.efficiency(op) for op in OP_CLASSES})
-            row.update({"memory_efficiency": d.memory_efficiency, "source": d.source})
+            row.update({"memory_efficiency": d.memory_efficiency,
+                        "calibration": d.calibration["status"],
+                        "calibration_basis": d.calibration_label(), "source": d.source})
         else:
             row = {"name": d.name, "kind": d.kind, "description": d.description}
             row.update({f"{t} TFLOP/s": _human_number(d.peak_flops.get(t), TFLOPS)
                         for t in DTYPES})
             row.update({"memory GiB": d.memory_bytes / GiB,
                         "bandwidth GB/s": d.memory_bandwidth_Bps / GB,
-                        "TDP W": d.busy_power_W, "idle W": d.idle_power_W})
+                        "TDP W": d.busy_power_W, "idle W": d.idle_power_W,
+                        "efficiency": d.efficiency("default"),
+                        "calibration": (f"shared ({d.calibration['shares']})"
+                                        if d.calibration["status"] == "shared"
+                                        else d.calibration["status"])})
         rows.append(row)
     frame = pd.DataFrame(rows)
     if units == "si":  # keep None (JSON null, empty CSV cell) rather than NaN

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from simulator.commands._output import add_format_option, render, write_atomic
@@ -68,4 +69,17 @@ def run(args) -> int:
         print(f"# {config.source}: {config.workload.net}, batch {config.workload.batch} "
               f"({config.strategy.scaling}), {config.strategy.kind}, {config.system.topology}")
     print(render(table, args.format), end="")
+    warn_placeholders(table)
     return 0
+
+
+def warn_placeholders(table) -> None:
+    """One stderr line per result that used devices whose efficiencies are placeholders."""
+    if "placeholder_devices" not in table:
+        return
+    names = sorted({n for cell in table["placeholder_devices"].dropna() for n in str(cell).split(",")
+                    if n})
+    if names:
+        print(f"paleosim: warning: {', '.join(names)}: placeholder efficiencies (no measurement "
+              "behind them; see `paleosim devices`); treat compute times as rough",
+              file=sys.stderr)

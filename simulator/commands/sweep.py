@@ -137,6 +137,8 @@ def run(args) -> int:
         notes.append(f"# trace: {args.trace} (point {point.point_id}: {where})")
     for note in notes:  # csv and json keep stdout to the table
         print(note, file=sys.stdout if args.format == "table" else sys.stderr)
+    from simulator.commands.simulate import warn_placeholders
+    warn_placeholders(frame)
     return 0
 
 

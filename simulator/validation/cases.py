@@ -26,7 +26,12 @@ outputs:
                        the source counts) over ``iteration_s`` x GPUs, in TFLOP/s
 ``busbw``              NCCL's bus bandwidth of the collective, ``S / t x 2 (n-1) / n`` for an
                        all-reduce of ``S`` bytes on ``n`` ranks (nccl-tests' PERFORMANCE.md), GB/s
+``busbw_per_nic``      that bus bandwidth over the NICs of one server (what one rail carries)
 =====================  ===========================================================================
+
+A collective case's ``algorithm`` is any of the planner's (``auto`` lets it choose as NCCL
+would) or ``best``: the fastest of those the hardware has (ring, double binary tree, NVLS), for
+lower-bound rows, which ask whether the simulated system *can* reach a figure.
 """
 from __future__ import annotations
 
@@ -43,7 +48,9 @@ TRAINING_KEYS = ("workload", "system", "strategy", "baseline", "model_flops")
 COLLECTIVE_KEYS = ("collective", "system")
 COLLECTIVE_FIELDS = ("kind", "algorithm", "bytes", "ranks")
 #: Metric -> factor from the simulator's SI value to the unit the row reports.
-UNIT_SCALE = {"tflops_per_gpu": 1e-12, "busbw": 1e-9}
+UNIT_SCALE = {"tflops_per_gpu": 1e-12, "busbw": 1e-9, "busbw_per_nic": 1e-9}
+#: Algorithms ``best`` chooses among.
+BEST_OF = ("ring", "double_binary_tree", "nvls")
 
 
 @dataclass(frozen=True)
@@ -151,8 +158,8 @@ def _collective_case(case: Mapping, where: str) -> CollectiveCase:
     if spec["kind"] not in COLLECTIVES:
         raise SpecError(f"unknown collective; valid: {', '.join(COLLECTIVES)}",
                         field=f"{where}.collective.kind", value=spec["kind"])
-    if spec["algorithm"] not in algorithms(spec["kind"]):
-        raise SpecError(f"unknown algorithm; valid: {', '.join(algorithms(spec['kind']))}",
+    if spec["algorithm"] not in algorithms(spec["kind"]) + ("best",):
+        raise SpecError(f"unknown algorithm; valid: {', '.join(algorithms(spec['kind']))}, best",
                         field=f"{where}.collective.algorithm", value=spec["algorithm"])
     nbytes, ranks = spec["bytes"], spec["ranks"]
     if isinstance(nbytes, bool) or not isinstance(nbytes, (int, float)) or nbytes <= 0:
@@ -202,7 +209,7 @@ def predict(row, sims: Simulations | None = None) -> Prediction:
     sims = sims or Simulations()
     case = build_case(row)
     if isinstance(case, CollectiveCase):
-        return _predict_collective(case)
+        return _predict_collective(case, row.metric)
     m = sims.metrics(case.workload, case.system, case.strategy)
     details = {"iteration_s": m["iteration_s"], "samples_per_s": m["samples_per_s"],
                "fits_memory": bool(m.get("fits_memory", True)), "wall_s": m["wall_s"]}
@@ -239,26 +246,48 @@ def model_flops(case: TrainingCase) -> float:
 
 def collective_time_s(case: CollectiveCase) -> float:
     """Seconds one collective of the case takes alone on its topology (flows on the network,
-    per-step latencies included), as the engine runs it."""
+    per-step latencies included), as the engine runs it; for ``best``, the fastest."""
+    return min(_collective_times(case).values())
+
+
+def _collective_times(case: CollectiveCase) -> dict[str, float]:
     from simulator.cluster import resolve_cluster
     from simulator.engine import execute
     from simulator.taskgraph import TaskGraph
     cluster = resolve_cluster(case.system, case.ranks)
     nodes = cluster.gpus_for(case.ranks)
-    tg = TaskGraph(ranks=case.ranks)
-    tg.collective(case.collective, range(case.ranks), case.nbytes, algorithm=case.algorithm)
-    run, _ = execute(tg, network_factory=cluster.network_factory(0), rank_nodes=nodes,
-                     cross_nic=case.system.cross_nic)
-    return float(run.end_s)
+    names = BEST_OF if case.algorithm == "best" else (case.algorithm,)
+    times = {}
+    for name in names:
+        tg = TaskGraph(ranks=case.ranks)
+        tg.collective(case.collective, range(case.ranks), case.nbytes, algorithm=name)
+        try:
+            run, _ = execute(tg, network_factory=cluster.network_factory(0), rank_nodes=nodes,
+                             cross_nic=case.system.cross_nic)
+        except SpecError:
+            if case.algorithm == "best":  # an algorithm the hardware does not have (NVLS)
+                continue
+            raise
+        chosen = next(r[13] for r in run.rows if r[3] == "collective")  # auto: what ran
+        times[chosen if name == "auto" else name] = float(run.end_s)
+    return times
 
 
-def _predict_collective(case: CollectiveCase) -> Prediction:
+def _predict_collective(case: CollectiveCase, metric: str = "busbw") -> Prediction:
     start = time.perf_counter()
-    seconds = collective_time_s(case)
+    times = _collective_times(case)
+    algorithm, seconds = min(times.items(), key=lambda kv: kv[1])
     n = case.ranks
     algbw = case.nbytes / seconds
     factor = {"allreduce": 2 * (n - 1) / n, "reducescatter": (n - 1) / n,
               "allgather": (n - 1) / n}.get(case.collective, 1.0)
-    return Prediction(value=algbw * factor * UNIT_SCALE["busbw"],
+    value = algbw * factor
+    if metric == "busbw_per_nic":
+        from simulator.cluster import resolve_cluster
+        graph = resolve_cluster(case.system, case.ranks).graph
+        nics = sum(1 for _, d in graph.nodes(data=True)
+                   if d.get("role") == "nic" and d.get("server") == 0)
+        value /= nics
+    return Prediction(value=value * UNIT_SCALE[metric],
                       details={"iteration_s": seconds, "fits_memory": True,
-                               "wall_s": time.perf_counter() - start})
+                               "algorithm": algorithm, "wall_s": time.perf_counter() - start})

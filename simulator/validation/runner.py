@@ -10,6 +10,8 @@ verdict:
 ``known miss``      a ``known_miss`` row outside its tolerance (expected; ``reason`` says why)
 ``now passes``      a ``known_miss`` row within its tolerance: the prediction moved closer, the
                     table's status and reason should be updated (reported, never a failure)
+``bound ok``        a lower-bound row whose prediction is at least the published figure
+``bound FAIL``      one whose prediction falls short of it
 ``trend ok``        a low row whose trend groups order their predictions as the published values
 ``trend FAIL``      a low row that breaks its trend
 ``pending``         not simulated (``reason``)
@@ -31,12 +33,13 @@ from simulator.validation.paleo_cases import PaleoPredictor, best_scheme
 from simulator.validation.summary import paleo_comparison, summarise
 from simulator.validation.table import ReferenceTable, load_reference
 
-FAILING = ("FAIL", "trend FAIL")
+FAILING = ("FAIL", "trend FAIL", "bound FAIL")
 #: The verdict of a known miss that landed inside its tolerance.
 NOW_PASSES = "now passes"
-ROW_COLUMNS = ["id", "source", "device", "metric", "unit", "confidence", "role", "status",
+ROW_COLUMNS = ["id", "source", "device", "metric", "unit", "confidence", "role", "status", "bound",
                "published", "predicted", "error", "abs_error", "tolerance", "verdict",
-               "paleo", "paleo_scheme", "paleo_error", "fits_memory", "wall_s", "reason"]
+               "paleo", "paleo_scheme", "paleo_error", "fits_memory", "algorithm", "wall_s",
+               "reason"]
 
 
 @dataclass
@@ -83,14 +86,17 @@ def run_validation(*, rows: str | None = None, table: ReferenceTable | None = No
     for row in selected:
         rec = {"id": row.id, "source": row.source, "device": row.device, "metric": row.metric,
                "unit": row.unit, "confidence": row.confidence, "role": row.role,
-               "status": row.status, "published": row.published, "predicted": float("nan"),
+               "status": row.status, "bound": row.bound or "",
+               "published": row.published, "predicted": float("nan"),
                "tolerance": table.tolerance(row), "reason": row.reason,
                "paleo": float("nan"), "paleo_scheme": "", "fits_memory": None,
+               "algorithm": "",
                "wall_s": 0.0}
         if row.status != "pending":
             prediction = predict(row, sims)
             rec["predicted"] = prediction.value
             rec["fits_memory"] = prediction.details.get("fits_memory")
+            rec["algorithm"] = prediction.details.get("algorithm", "")
             rec["wall_s"] = prediction.details.get("wall_s", 0.0)
         if paleo is not None and row.paleo is not None:
             scheme, value = best_scheme(paleo.speedups(row), row.published)
@@ -116,6 +122,8 @@ def _verdicts(frame: pd.DataFrame, rows) -> list[str]:
     for rec, row in zip(frame.to_dict("records"), rows):
         if row.status == "pending":
             verdicts.append("pending")
+        elif row.bound == "lower":
+            verdicts.append("bound ok" if rec["predicted"] >= rec["published"] else "bound FAIL")
         elif not row.judged:
             ok = trend_ok.get(row.id, True)
             if row.status == "known_miss":

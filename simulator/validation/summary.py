@@ -1,6 +1,7 @@
 """Error statistics of a validation run: per source and overall, and against Paleo.
 
-Statistics are over the *judged* rows (high and medium confidence) that were simulated, of
+Statistics are over the *judged* rows (high and medium confidence) that were simulated and are
+measurements (lower-bound rows are judged only against their bound), of
 absolute relative errors ``|predicted / published - 1|``: the median and the maximum. Calibration
 rows were fitted to, and known misses are expected to fail, so the overall figures are also given
 without them; every scope says how many rows it holds.
@@ -21,7 +22,8 @@ def _stats(scope: str, frame: pd.DataFrame) -> dict:
 
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     """Median and maximum absolute error per source and overall (see the module docstring)."""
-    judged = rows[rows["confidence"].isin(["high", "medium"]) & rows["predicted"].notna()]
+    judged = rows[rows["confidence"].isin(["high", "medium"]) & rows["predicted"].notna()
+                  & (rows["bound"] == "")]
     records = [_stats(f"source {key}", part) for key, part in judged.groupby("source", sort=True)]
     calibration = judged["role"] == "calibration"
     missed = judged["status"] == "known_miss"

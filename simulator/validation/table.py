@@ -42,7 +42,10 @@ TABLE_FILE = "reference.json"
 CONFIDENCES = ("high", "medium", "low")
 #: Metrics a row may report, as the reference set defines them (``shared/published/README.md``).
 METRICS = ("speedup_vs_1gpu", "scaling_efficiency", "images_per_s", "iteration_time",
-           "tflops_per_gpu", "busbw")
+           "tflops_per_gpu", "busbw", "busbw_per_nic")
+#: What a row's published number is: a measurement to reproduce, or a lower bound (a degraded
+#: run: the simulated system must reach at least that much).
+BOUNDS = ("lower",)
 ROLES = ("validation", "calibration")
 STATUSES = ("active", "known_miss", "pending")
 _TOP_KEYS = ("notes", "tolerances", "sources", "rows")
@@ -99,6 +102,9 @@ class ReferenceRow:
         :mod:`simulator.validation.paleo_cases`).
     notes : str
         Assumptions and remarks.
+    bound : str or None
+        ``"lower"``: ``published`` is only a lower bound (a run its source calls degraded); the
+        row passes when the prediction is at least that, and stays out of the error statistics.
     """
 
     id: str
@@ -117,6 +123,7 @@ class ReferenceRow:
     trend: tuple[str, ...] = ()
     paleo: Mapping[str, Any] | None = None
     notes: str = ""
+    bound: str | None = None
 
     def __post_init__(self) -> None:
         rid = self.id if isinstance(self.id, str) else "?"
@@ -153,6 +160,8 @@ class ReferenceRow:
         if not isinstance(self.case, Mapping) or not self.case:
             raise SpecError("must be a mapping describing the simulation",
                             field=f"rows.{rid}.case", value=self.case)
+        if self.bound is not None and self.bound not in BOUNDS:
+            raise UnknownNameError("bound", str(self.bound), BOUNDS, field=f"rows.{rid}.bound")
         if self.paleo is not None and not isinstance(self.paleo, Mapping):
             raise SpecError("must be a mapping or null", field=f"rows.{rid}.paleo",
                             value=self.paleo)
