@@ -138,7 +138,7 @@ def specs(*, max_workers: int | None = None, iterations: int | None = None,
                             "mode": "sync", **_common.iterations(iterations)} for n in mx_w]})
     out["mxnet_hier_sim"] = SweepSpec(name="mxnet_hier_sim", base={
         "workload": mx_workload, "system": mx_system,
-        "strategy": {"kind": "data_parallel", "algorithm": "hierarchical", "overlap": True,
+        "strategy": {"kind": "data_parallel", "algorithm": "three_phase", "overlap": True,
                      **_common.iterations(iterations)}},
         grid={"strategy.workers": list(mx_w)})
     out["mxnet_baseline"] = SweepSpec(name="mxnet_baseline", base={

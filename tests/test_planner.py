@@ -275,3 +275,16 @@ def test_pxn_keeps_alltoall_on_its_rails():
         spine[algorithm] = links[links["dst"].map(
             lambda n: n[:2] == ("switch", "spine"))]["bytes"].sum()
     assert spine["pxn"] == 0 and spine["direct"] > 0
+
+
+def test_the_readme_says_how_each_preset_routes():
+    from pathlib import Path
+    from topologies.catalog import presets
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    listed = {}
+    for line in readme.splitlines():
+        parts = [p.strip() for p in line.strip().strip("|").split("|")]
+        if len(parts) == 2 and parts[0].strip("`") in ("dmodk", "ecmp", "shortest"):
+            for name in parts[1].split(","):
+                listed[name.strip()] = parts[0].strip("`")
+    assert listed == {name: topologies.get(name).graph["routing"] for name in presets()}

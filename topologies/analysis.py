@@ -66,6 +66,7 @@ def describe(graph: nx.Graph) -> dict:
         "servers": len({graph.nodes[n].get("server") for n in gpus(graph)}),
         "gpus": roles.get("gpu", 0),
         "cpus": len(cpus(graph)),
+        "routing": graph.graph.get("routing", "ecmp"),
     }
     info.update({f"role.{r}": c for r, c in sorted(roles.items())})
     info.update({f"links.{k}": c for k, c in sorted(kinds.items())})
