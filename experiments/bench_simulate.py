@@ -6,6 +6,11 @@ simulated iterations, simulation events per second, task-graph operations, and t
 memory of the process. Each size runs in its own process so peaks do not mix.
 
     python3 experiments/bench_simulate.py [--gpus 64,128,256,512,1024] [--iterations 2]
+        [--grad-dtype fp16]
+
+Gradients are reduced in the strategy's default ``grad_dtype`` (fp32 under fp16 training, as
+PyTorch AMP); ``--grad-dtype fp16`` reduces them in fp16, the traffic before issue 12 (for
+comparing the simulator's speed on the same bytes).
 """
 from __future__ import annotations
 
@@ -17,14 +22,14 @@ import sys
 import time
 
 
-def one(gpus: int, iterations: int) -> dict:
+def one(gpus: int, iterations: int, grad_dtype: str = "auto") -> dict:
     from simulator.simulate import simulate
     from simulator.specs import DataParallelSpec, SystemSpec, WorkloadSpec
     workload = WorkloadSpec(net="resnet50", batch=32, dtype="fp16", optimizer="momentum")
     system = SystemSpec(topology="fat_tree(k=16, server='dgx_a100', servers={servers})",
                         gpus_per_server=8)
     strategy = DataParallelSpec(workers=gpus, algorithm="ring", bucket_bytes=25e6,
-                                overlap=True, iterations=iterations)
+                                overlap=True, iterations=iterations, grad_dtype=grad_dtype)
     start = time.perf_counter()
     result = simulate(workload, system, strategy)
     wall = time.perf_counter() - start
@@ -41,15 +46,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gpus", default="64,128,256,512,1024")
     parser.add_argument("--iterations", type=int, default=2)
+    parser.add_argument("--grad-dtype", default="auto",
+                        help="type gradients are reduced in (default: the strategy's, fp32)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one(args.one, args.iterations)))
+        print(json.dumps(one(args.one, args.iterations, args.grad_dtype)))
         return 0
     rows = []
     for gpus in [int(g) for g in args.gpus.split(",")]:
         out = subprocess.run([sys.executable, __file__, "--one", str(gpus), "--iterations",
-                              str(args.iterations)], capture_output=True, text=True, check=True)
+                              str(args.iterations), "--grad-dtype", args.grad_dtype],
+                             capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout))
     print(f"{'GPUs':>6} {'wall s/iter':>11} {'ops':>9} {'flows':>7} {'ops/s':>9} "
           f"{'events/s':>9} {'peak MiB':>9} {'sim iter ms':>11}")

@@ -70,7 +70,7 @@ SERIES = {"firecaffe": "FireCaffe: NiN, K20X, global batch {batch}",
           "mxnet": "MXNet: Inception v3, K80 (p2.16xlarge)"}
 OWT_VARIANTS = {"all": "FC batch K·128", "sequential": "FC batch 128"}
 MXNET_VARIANTS = {"parameter_server": "parameter servers",
-                  "data_parallel": "device aggregation (hierarchical)"}
+                  "data_parallel": "device aggregation (three-phase)"}
 #: The Paleo scheme the summary prints (the sweep engine's default; the CSV and the plot have
 #: every scheme).
 SUMMARY_SCHEME = "TreeAllReduce"

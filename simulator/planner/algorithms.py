@@ -211,52 +211,44 @@ def allreduce_dbtree(layout: Layout, **opts) -> Plan:
 
 
 # ------------------------------------------------------------------------------ MPI-style
+def _mpi_phase(pairs, fraction: float) -> Phase:
+    return Phase(_single_hops(pairs, fraction), 1, "whole")
+
+
+def _folded(members: list, inner: Callable[[list, int], list[Phase]]) -> list[Phase]:
+    """``inner(members, p)``'s phases over the largest power of two ``p`` of members, the
+    members beyond it folding their buffer into a partner first and getting the result back
+    last (Thakur, Rabenseifner & Gropp, IJHPCA 2005)."""
+    n = len(members)
+    p = 1 << int(math.floor(math.log2(n)))
+    extra = range(n - p)
+    fold_in = [_mpi_phase([(members[p + i], members[i]) for i in extra], 1.0)] if extra else []
+    fold_out = [_mpi_phase([(members[i], members[p + i]) for i in extra], 1.0)] if extra else []
+    return fold_in + inner(members, p) + fold_out
+
+
 @algorithm("allreduce", "halving_doubling", "rabenseifner")
 def allreduce_halving_doubling(layout: Layout, **_) -> Plan:
     """Recursive-halving reduce-scatter then recursive-doubling all-gather (Thakur, Rabenseifner
     & Gropp, IJHPCA 2005). Members beyond the largest power of two first fold into a partner."""
-    m = list(layout.members)
-    n = len(m)
-    p = 1 << int(math.floor(math.log2(n)))
-    extra = n - p
-    phases: list[Phase] = []
-    if extra:
-        phases.append(Phase(_single_hops([(m[p + i], m[i]) for i in range(extra)], 1.0), 1,
-                            "whole"))
-    half = []
-    size = 1.0
-    k = p >> 1
-    while k >= 1:
-        size /= 2
-        half.append(Phase(_single_hops([(m[i], m[i ^ k]) for i in range(p)], size), 1,
-                          "whole"))
-        k >>= 1
-    phases += half + list(reversed(half))
-    if extra:
-        phases.append(Phase(_single_hops([(m[i], m[p + i]) for i in range(extra)], 1.0), 1,
-                            "whole"))
-    return Plan("allreduce", "halving_doubling", tuple(phases))
+    def inner(m: list, p: int) -> list[Phase]:
+        half, size, k = [], 1.0, p >> 1
+        while k >= 1:
+            size /= 2
+            half.append(_mpi_phase([(m[i], m[i ^ k]) for i in range(p)], size))
+            k >>= 1
+        return half + list(reversed(half))
+    return Plan("allreduce", "halving_doubling", tuple(_folded(list(layout.members), inner)))
 
 
 @algorithm("allreduce", "recursive_doubling", "butterfly")
 def allreduce_recursive_doubling(layout: Layout, **_) -> Plan:
     """Full-buffer exchanges with partner i XOR 2^k: ceil(log2 n) steps of S each, Paleo's
     ButterflyAllReduce. Non-powers of two fold the extra members first."""
-    m = list(layout.members)
-    n = len(m)
-    p = 1 << int(math.floor(math.log2(n)))
-    extra = n - p
-    phases = [Phase(_single_hops([(m[p + i], m[i]) for i in range(extra)], 1.0), 1, "whole")] \
-        if extra else []
-    k = 1
-    while k < p:
-        phases.append(Phase(_single_hops([(m[i], m[i ^ k]) for i in range(p)], 1.0), 1,
-                            "whole"))
-        k <<= 1
-    if extra:
-        phases.append(Phase(_single_hops([(m[i], m[p + i]) for i in range(extra)], 1.0), 1,
-                            "whole"))
-    return Plan("allreduce", "recursive_doubling", tuple(phases))
+    def inner(m: list, p: int) -> list[Phase]:
+        return [_mpi_phase([(m[i], m[i ^ (1 << j)]) for i in range(p)], 1.0)
+                for j in range(int(math.log2(p)))]
+    return Plan("allreduce", "recursive_doubling", tuple(_folded(list(layout.members), inner)))
 
 
 @algorithm("allreduce", "one_to_all", "parameter_server")
