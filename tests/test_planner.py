@@ -288,3 +288,74 @@ def test_the_readme_says_how_each_preset_routes():
             for name in parts[1].split(","):
                 listed[name.strip()] = parts[0].strip("`")
     assert listed == {name: topologies.get(name).graph["routing"] for name in presets()}
+
+
+# --- regressions from review -------------------------------------------------------------------
+
+def test_dmodk_spreads_a_rail_over_the_spines_of_a_multi_group_fabric():
+    """Ports are numbered leaf by leaf, so four transfers from group 0 to group 1 on one rail
+    climb to four different spines, each at its uplink's full rate (half a NIC's here: the
+    fabric is non-blocking in aggregate, 4 NICs a leaf over 8 half-rate uplinks, and one flow
+    takes one path)."""
+    graph = topologies.get("rail_optimized(servers=8, server='dgx_a100', servers_per_leaf=4)")
+    env = simpy.Environment()
+    net = Network(env, graph)
+    spines = {tuple(n for n in net.path(("gpu", s, 0), ("gpu", s + 4, 0)) if n[1] == "spine")
+              for s in range(4)}
+    assert len(spines) == 4
+    done = [net.transfer(("gpu", s, 0), ("gpu", s + 4, 0), 1e9) for s in range(4)]
+    env.run(simpy.AllOf(env, done))
+    uplink = graph.edges[("switch", "rail", 0, 0), ("switch", "spine", 0)]["bandwidth_Bps"]
+    assert env.now == pytest.approx(1e9 / uplink, rel=1e-3)
+
+
+def test_ecmp_hashes_the_flows_endpoints_not_the_switches_between_them():
+    graph = topologies.get("fat_tree(k=8, server='pascal4_roce25', routing='ecmp')")
+    net = Network(simpy.Environment(), graph)
+    paths = {tuple(net.path(("gpu", s, i), ("gpu", 12, 0), key=("p2p", "push0")))[3:-3]
+             for s in range(4) for i in range(4)}
+    assert len(paths) > 4
+
+
+def test_no_server_relays_a_parameter_servers_traffic():
+    graph = topologies.get("rail_optimized(servers=2, server='dgx_a100', cpu_hosts=1)")
+    net = Network(simpy.Environment(), graph)
+    for path in (net.path(("gpu", 1, 3), ("cpu", 2)), net.path(("cpu", 2), ("gpu", 1, 3))):
+        assert len(path) == len(set(path))
+        assert all(graph.nodes[n].get("server") in (None, 1, 2) for n in path)
+
+
+def test_a_nic_cabled_to_nics_does_not_bounce_back():
+    graph = topologies.get("ring(servers=2, server='dgx1_v100')")
+    path = Network(simpy.Environment(), graph).path(("gpu", 0, 0), ("gpu", 1, 3))
+    assert len(path) == len(set(path))
+
+
+def test_a_staged_transfer_pays_its_whole_paths_latency():
+    graph = topologies.get("aws_p2_16xlarge")
+    env = simpy.Environment()
+    net = Network(env, graph)
+    staged = env.run(net.transfer(("gpu", 0, 0), ("gpu", 1, 0), 1e6))
+    assert len(staged.flows) == 3
+    assert staged.latency_s == pytest.approx(sum(f.latency_s for f in staged.flows))
+    assert staged.latency_s > staged.flows[-1].latency_s
+
+
+def test_pxn_sends_same_rail_traffic_directly():
+    graph = topologies.get("single_switch(servers=2, server='hgx_a100_4nic')")
+    nodes = tuple(topologies.gpus(graph))
+    plan = CollectivePlanner(graph).plan("alltoall", "pxn", nodes)
+    hop = next(h for g in plan.phases[0].groups for h in g.hops
+               if h.src == ("gpu", 0, 1) and h.dst == ("gpu", 1, 0))
+    assert ("gpu", 0, 0) not in (hop.via or ())
+
+
+def test_duplicate_members_and_a_rail_only_fabric():
+    graph = topologies.get("dgx1_v100")
+    g = (("gpu", 0, 0), ("gpu", 0, 1), ("gpu", 0, 0))
+    with pytest.raises(SpecError, match="distinct nodes"):
+        CollectivePlanner(graph).plan("allreduce", "hierarchical", g)
+    rails = topologies.get("rail_optimized(servers=2, server='dgx_a100')").copy()
+    rails.remove_nodes_from([n for n in list(rails) if n[:2] == ("switch", "spine")])
+    path = Network(simpy.Environment(), rails).path(("gpu", 0, 0), ("gpu", 1, 3))
+    assert path[0] == ("gpu", 0, 0) and path[-1] == ("gpu", 1, 3)

@@ -15,8 +15,9 @@ Every builder takes ``routing`` (``dmodk``, ``ecmp`` or ``shortest``; see
 :mod:`simulator.network.routing`), stored as the graph attribute of that name; by default the
 fabric link's kind decides (:func:`~topologies.schema.default_routing`: InfiniBand fabrics route
 deterministically by destination, Ethernet fabrics hash connections over equal-cost paths).
-Fabric ports are numbered in order (server by server, NIC by NIC, then the CPU hosts) in the
-node attribute ``port``, the host-port numbers that destination-based routing uses.
+Fabric ports are numbered in order (server by server, NIC by NIC, then the CPU hosts; on a
+rail-optimised fabric leaf by leaf) in the node attribute ``port``, the host-port numbers that
+destination-based routing uses.
 """
 from __future__ import annotations
 
@@ -275,7 +276,22 @@ def rail_optimized(servers: int = 4, *, server: Any = "dgx_a100",
                 _wire(graph, port, ("switch", "rail", rail, s // per_leaf), fabric)
         else:
             _wire(graph, server_ports[0], ("switch", "rail", 0, (s - servers) % groups), fabric)
+    _number_ports_by_switch(graph, [("switch", "rail", r, g) for r in range(spec.nics)
+                                    for g in range(groups)])
     return graph
+
+
+def _number_ports_by_switch(graph: nx.Graph, switches: list) -> None:
+    """Renumber the fabric ports leaf by leaf (in the order they hang off each), as a subnet
+    manager numbers the hosts of a Clos fabric: destination-based routing then spreads one
+    leaf's hosts over all the spines rather than sending every NIC j to spine j."""
+    number = 0
+    for switch in switches:
+        hosts = sorted((n for n in graph[switch] if "port" in graph.nodes[n]),
+                       key=lambda n: graph.nodes[n]["port"])
+        for host in hosts:
+            graph.nodes[host]["port"] = number
+            number += 1
 
 
 def dragonfly(groups: int = 4, routers_per_group: int = 4, servers_per_router: int = 2, *,

@@ -15,7 +15,8 @@ Node labels (``s`` is the server id, an ``int``): ``("cpu", s)``, ``("pcie", s, 
 - Every GPU of a server with NICs carries ``nic``: the label of the NIC it uses
   (``ServerSpec.gpu_nics``, by default its nearest, see
   :func:`~topologies.catalog.default_gpu_nics`). Traffic from a GPU to another server leaves
-  through that NIC (NCCL's GPU-NIC affinity), unless a collective's plan names another.
+  through that NIC (NCCL's GPU-NIC affinity), unless a collective's plan names another. The CPU
+  of a server with NICs uses NIC 0 (a host's only one).
 """
 from __future__ import annotations
 
@@ -60,6 +61,8 @@ def add_server(graph: nx.Graph, s: int, spec: ServerSpec) -> list:
         j = spec.nic_of_gpu(i)
         if j is not None:
             graph.nodes[gpu]["nic"] = nics[j]
+    if nics:  # host traffic (a parameter server on the CPU, host staging) uses the first NIC
+        graph.nodes[cpu]["nic"] = nics[0]
     if spec.gpu_interconnect == "nvlink":
         nvlink = spec.link(spec.nvlink)
         for i, j, count in spec.nvlink_pairs:

@@ -24,7 +24,9 @@ def maxmin_rates(pair_flow: np.ndarray, pair_link: np.ndarray, capacity: np.ndar
     Parameters
     ----------
     pair_flow, pair_link : int arrays of equal length
-        Flow ``pair_flow[i]`` crosses link ``pair_link[i]`` (each pair once).
+        Flow ``pair_flow[i]`` crosses link ``pair_link[i]``. A pair may repeat: a coupled flow
+        crossing a link k times is k pairs, and gets the rate of a flow weighted k there (it
+        uses k times its rate of that link's capacity).
     capacity : float array
         Capacity of each link, indexed by the values of ``pair_link``; all positive.
     n_flows : int

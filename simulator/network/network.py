@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from numbers import Real
 from typing import Any, Hashable
 
@@ -87,6 +88,21 @@ class Flow:
     #: routing request: per hop, the (source, destination) node numbers of its segments
     hops: list = field(default_factory=list, repr=False)
     key: Any = field(default=None, repr=False)
+
+
+@lru_cache(maxsize=1 << 16)
+def _cached_hash(seed: int, src: int, dst: int, key) -> int:
+    """:func:`flow_hash`, memoised (a pure function: the cache changes no result)."""
+    return flow_hash(seed, src, dst, key)
+
+
+@dataclass(frozen=True)
+class Staged:
+    """The value of a host-staged transfer's event: its hops' flows, in order, and the latency
+    of the whole path (what a pipelined step of it pays)."""
+
+    flows: tuple
+    latency_s: float
 
 
 class _Update(simpy.Event):
@@ -192,7 +208,7 @@ class Network:
         (``None``: the NICs the two ends are bound to, when they are in different servers).
         Without ``via``, from or to a GPU without GPUDirect RDMA, across servers, the transfer
         is staged through host memory (:mod:`simulator.network.staging`): one flow per hop, in
-        sequence, and the event's value is the last hop's flow.
+        sequence, and the event's value is a :class:`Staged` record of them.
 
         Raises
         ------
@@ -243,9 +259,11 @@ class Network:
         if via is None:
             points = [s]
             if self._server[s] is None or self._server[s] != self._server[d]:
-                if self._nic[s] >= 0:
+                # the ends' bound NICs, where they are cabled to a switch (a NIC cabled
+                # straight to other NICs, as in the ring builder, is left to the shortest route)
+                if self._nic[s] >= 0 and self._port[self._nic[s]] >= 0:
                     points.append(self._nic[s])
-                if self._nic[d] >= 0:
+                if self._nic[d] >= 0 and self._port[self._nic[d]] >= 0:
                     points.append(self._nic[d])
             points.append(d)
             return self._through_ports(points)
@@ -284,25 +302,24 @@ class Network:
         return out
 
     def _fabric_ports(self) -> list[int]:
-        """Per node: for a NIC with exactly one link outside its server, that link's far end
-        (the switch port it is cabled to), else -1."""
+        """Per node: for a NIC cabled to exactly one switch or router, that switch, else -1
+        (a NIC cabled straight to other NICs, as in the ``ring`` builder, has no port)."""
         index = self.links.index
         out = [-1] * len(self.links.nodes)
         for node, data in self.graph.nodes(data=True):
             if data.get("role") != "nic":
                 continue
-            server = data.get("server")
-            outside = [m for m in self.graph[node] if self.graph.nodes[m].get("server") != server
-                       or self.graph.nodes[m].get("role") == "nic"]
+            outside = [m for m in self.graph[node]
+                       if self.graph.nodes[m].get("role") in ("switch", "router")]
             if len(outside) == 1:
                 out[index[node]] = index[outside[0]]
         return out
 
     def _chain(self, hops, nbytes: float, tag, key):
-        flow = None
+        flows = []
         for u, v in hops:
-            flow = yield self._flow(u, v, nbytes, tag, key, [self._segments(u, v, None)])
-        return flow
+            flows.append((yield self._flow(u, v, nbytes, tag, key, [self._segments(u, v, None)])))
+        return Staged(tuple(flows), sum(f.latency_s for f in flows))
 
     def _flow(self, src, dst, nbytes, tag, key, hops) -> simpy.Event:
         now = self.env.now
@@ -338,13 +355,31 @@ class Network:
         from ``src`` to ``dst`` with connection ``key`` and waypoints ``via`` crosses, in order."""
         return self._route(src, dst, key, via)
 
+    def route_links_many(self, hops) -> list[np.ndarray]:
+        """:meth:`route_links` of many ``(src, dst, via, key)`` hops, routed in one batch."""
+        segments, owner, hashes = [], [], []
+        for n, (src, dst, via, key) in enumerate(hops):
+            self._check_endpoints(src, dst)
+            seg = self._segments(src, dst, via)
+            ends = (seg[0][0], seg[-1][1]) if seg else (0, 0)
+            for i, (s, d, k) in enumerate(seg):
+                segments.append((s, d))
+                owner.append(n)
+                hashes.append(self._hash(ends, i, k, key))
+        paths = self._paths([s for s, _ in segments], [d for _, d in segments], hashes)
+        out: list[list[np.ndarray]] = [[] for _ in hops]
+        for n, path in zip(owner, paths):
+            out[n].append(path)
+        return [np.concatenate(p) if p else np.empty(0, dtype=np.int64) for p in out]
+
     def _route(self, src, dst, key, via=None) -> np.ndarray:
         self._check_endpoints(src, dst)
         segments = self._segments(src, dst, via)
         if not segments:
             return np.empty(0, dtype=np.int64)
+        ends = (segments[0][0], segments[-1][1])
         paths = self._paths([s for s, _, _ in segments], [d for _, d, _ in segments],
-                            [self._hash(s, d, k, key) for s, d, k in segments])
+                            [self._hash(ends, i, k, key) for i, (_, _, k) in enumerate(segments)])
         return np.concatenate(paths)
 
     def _paths(self, src: list[int], dst: list[int], hashes: list[int]) -> list[np.ndarray]:
@@ -358,19 +393,29 @@ class Network:
         inner = [i for i in range(len(src)) if server[src[i]] is not None
                  or server[dst[i]] is not None]
         out: list = [None] * len(src)
-        for router, idx in ((self.fabric_router, outside), (self.router, inner)):
-            if idx:
-                found = router.paths([src[i] for i in idx], [dst[i] for i in idx],
-                                     [hashes[i] for i in idx])
-                for i, path in zip(idx, found):
-                    out[i] = path
+        try:
+            found = self.fabric_router.paths([src[i] for i in outside], [dst[i] for i in outside],
+                                             [hashes[i] for i in outside])
+        except ValueError:  # a fabric that cannot join two switches without a server's help
+            inner, found = list(range(len(src))), []
+        for i, path in zip(outside, found):
+            out[i] = path
+        if inner:
+            for i, path in zip(inner, self.router.paths(
+                    [src[i] for i in inner], [dst[i] for i in inner], [hashes[i] for i in inner])):
+                out[i] = path
         return out
 
-    def _hash(self, s: int, d: int, dkey: int, key) -> int:
-        """What the router breaks ties of one segment by: the connection's ECMP hash, the
-        destination's key for ``dmodk``, 0 for ``shortest``."""
+    def _hash(self, ends: tuple[int, int], segment: int, dkey: int, key) -> int:
+        """What the router breaks ties of one segment by: for ``ecmp`` the hash of the hop's
+        own endpoints (not the segment's, which may be two switches every flow between them
+        shares), its connection key and the segment's number; the destination's key for
+        ``dmodk``; 0 for ``shortest``."""
         if self.routing == "ecmp":
-            return flow_hash(self.seed, s, d, key)
+            try:
+                return _cached_hash(self.seed, ends[0], ends[1], (key, segment))
+            except TypeError:  # an unhashable key: hash its text, uncached
+                return flow_hash(self.seed, ends[0], ends[1], (key, segment))
         return dkey if self.routing == "dmodk" else 0
 
     def _check_endpoints(self, src, dst) -> None:
@@ -486,10 +531,11 @@ class Network:
         src, dst, hashes = [], [], []
         for f in flows:
             for hop in f.hops:
-                for s, d, k in hop:
+                ends = (hop[0][0], hop[-1][1]) if hop else (0, 0)
+                for i, (s, d, k) in enumerate(hop):
                     src.append(s)
                     dst.append(d)
-                    hashes.append(self._hash(s, d, k, f.key))
+                    hashes.append(self._hash(ends, i, k, f.key))
         paths = self._paths(src, dst, hashes)
         latency = self.links.latency_s
         slots, routed = [], []

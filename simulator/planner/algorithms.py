@@ -303,13 +303,14 @@ def allreduce_hierarchical(layout: Layout, **opts) -> Plan:
         plan = allreduce_ring(layout, **opts)
         return Plan("allreduce", "hierarchical", plan.phases, plan.channels,
                     ("one member per server, one server, or uneven servers: the flat ring",))
-    local_rings = [intra_cycles(layout, layout.by_server[s])[0] for s in servers]
+    local_rings = [intra_cycles(layout, layout.by_server[s]) for s in servers]
 
-    def intra(factor: float) -> Phase:
+    def intra(factor: float) -> Phase:  # every server's NVLink rings, the buffer split over them
         groups = []
-        for k, order in enumerate(local_rings):
-            hops = tuple(Hop(order[i], order[(i + 1) % m]) for i in range(m))
-            groups.append(Group(hops, factor, k))
+        for cycles in local_rings:
+            for order in cycles:
+                hops = tuple(Hop(order[i], order[(i + 1) % m]) for i in range(m))
+                groups.append(Group(hops, factor / len(cycles), len(groups)))
         return Phase(tuple(groups), m - 1)
 
     cross = []
@@ -375,8 +376,10 @@ def alltoall_pxn(layout: Layout, **_) -> Plan:
         by_rail.setdefault((layout.server_of(node), topo.rail(node)), node)
     groups = []
     for i, (a, b) in enumerate((a, b) for a in m for b in m if a != b):
-        proxy = by_rail.get((layout.server_of(a), topo.rail(b)))
+        rail = topo.rail(b)
+        proxy = by_rail.get((layout.server_of(a), rail)) if rail is not None else None
         if (layout.server_of(a) != layout.server_of(b) and proxy is not None and proxy != a
+                and topo.rail(a) != rail
                 and topo.hub(a) is not None and topo.hub(a) == topo.hub(proxy)):
             tail = via_for(layout, proxy, b, None) or (topo.nic.get(proxy), topo.nic.get(b))
             via = (proxy, *[p for p in tail if p is not None])

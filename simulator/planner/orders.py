@@ -36,7 +36,9 @@ MAX_CHANNELS = 16
 def pack_cycles(nodes: Sequence, cap: Cap, *, max_channels: int = MAX_CHANNELS) -> list[list]:
     """Directed Hamiltonian cycles over ``nodes`` (each a list starting at ``nodes[0]``), all
     at one bandwidth, as many as fit; the packing with the largest total bandwidth wins (ties:
-    fewer cycles). Falls back to one cycle maximising its narrowest link."""
+    fewer cycles). Without any packing at a GPU-to-GPU speed (no Hamiltonian cycle of links),
+    falls back to one order maximising the narrowest link of its path (the ring's closing hop
+    then takes whatever route exists)."""
     nodes = list(nodes)
     n = len(nodes)
     if n <= 2:

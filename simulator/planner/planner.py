@@ -53,6 +53,10 @@ class CollectivePlanner:
         """The plan of ``collective`` by ``algorithm`` over ``members`` (nodes; member 0 is the
         root of a rooted collective); ``nbytes`` matters only for ``auto``."""
         members = tuple(members)
+        if len(set(members)) != len(members):
+            raise SpecError("a collective's members must sit on distinct nodes (two ranks of "
+                            "one group on one GPU)", field="collective.group",
+                            value=[m for m in members if members.count(m) > 1][0])
         if algorithm == algos.AUTO:
             algorithm = self._choose(collective, members, nbytes)
             base = self._fixed(collective, algorithm, members)
@@ -141,15 +145,14 @@ def estimate(plan: Plan, network, members: tuple = ()) -> tuple[float, float]:
     latency = network.links.latency_s
     alpha = beta = 0.0
     for k, phase in enumerate(plan.phases):
+        hops = [(h.src, h.dst, h.via, connection_key(members, plan.algorithm, k, g.channel))
+                for g in phase.groups for h in g.hops]
+        fractions = [g.fraction for g in phase.groups for _ in g.hops]
         load = np.zeros(len(bandwidth))
         slowest = 0.0
-        for g in phase.groups:
-            for h in g.hops:
-                links = network.route_links(
-                    h.src, h.dst, key=connection_key(members, plan.algorithm, k, g.channel),
-                    via=h.via)
-                np.add.at(load, links, g.fraction)
-                slowest = max(slowest, float(latency[links].sum()))
+        for links, fraction in zip(network.route_links_many(hops), fractions):
+            np.add.at(load, links, fraction)
+            slowest = max(slowest, float(latency[links].sum()))
         beta += float((load / bandwidth).max()) if load.size else 0.0
         alpha += phase.steps * slowest
     return alpha, beta
