@@ -78,7 +78,7 @@ def main() -> int:
     for path, old, content in ((DOC, text, new), (README, readme, new_readme)):
         if content != old:
             write_text_atomic(path, content)
-            print(f"wrote {path.relative_to(REPO)}")
+        print(f"{'wrote' if content != old else 'already current:'} {path.relative_to(REPO)}")
     return 0
 
 
