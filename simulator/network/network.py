@@ -357,30 +357,29 @@ class Network:
 
     def route_links_many(self, hops) -> list[np.ndarray]:
         """:meth:`route_links` of many ``(src, dst, via, key)`` hops, routed in one batch."""
-        segments, owner, hashes = [], [], []
-        for n, (src, dst, via, key) in enumerate(hops):
+        segments = []
+        for src, dst, via, _ in hops:
             self._check_endpoints(src, dst)
-            seg = self._segments(src, dst, via)
-            ends = (seg[0][0], seg[-1][1]) if seg else (0, 0)
-            for i, (s, d, k) in enumerate(seg):
-                segments.append((s, d))
-                owner.append(n)
-                hashes.append(self._hash(ends, i, k, key))
-        paths = self._paths([s for s, _ in segments], [d for _, d in segments], hashes)
-        out: list[list[np.ndarray]] = [[] for _ in hops]
-        for n, path in zip(owner, paths):
-            out[n].append(path)
-        return [np.concatenate(p) if p else np.empty(0, dtype=np.int64) for p in out]
+            segments.append(self._segments(src, dst, via))
+        src, dst, hashes = self._requests(segments, [key for *_, key in hops])
+        paths = iter(self._paths(src, dst, hashes))
+        return [np.concatenate([next(paths) for _ in seg]) if seg
+                else np.empty(0, dtype=np.int64) for seg in segments]
 
     def _route(self, src, dst, key, via=None) -> np.ndarray:
-        self._check_endpoints(src, dst)
-        segments = self._segments(src, dst, via)
-        if not segments:
-            return np.empty(0, dtype=np.int64)
-        ends = (segments[0][0], segments[-1][1])
-        paths = self._paths([s for s, _, _ in segments], [d for _, d, _ in segments],
-                            [self._hash(ends, i, k, key) for i, (_, _, k) in enumerate(segments)])
-        return np.concatenate(paths)
+        return self.route_links_many([(src, dst, via, key)])[0]
+
+    def _requests(self, hops: list[list[tuple[int, int, int]]], keys: list):
+        """Routing requests of hops (each a list of segments) and their connection keys:
+        ``(sources, destinations, hashes)``, one entry per segment, hops in order."""
+        src, dst, hashes = [], [], []
+        for hop, key in zip(hops, keys):
+            ends = (hop[0][0], hop[-1][1]) if hop else (0, 0)
+            for i, (s, d, k) in enumerate(hop):
+                src.append(s)
+                dst.append(d)
+                hashes.append(self._hash(ends, i, k, key))
+        return src, dst, hashes
 
     def _paths(self, src: list[int], dst: list[int], hashes: list[int]) -> list[np.ndarray]:
         """Routes of segments: those between two points outside every server on the fabric
@@ -528,7 +527,7 @@ class Network:
     def _start(self, flows: list[Flow]) -> None:
         """Route newly submitted flows and add the non-empty ones to the sharing."""
         now = self.env.now
-        src, dst, hashes = [], [], []
+        src, dst, hashes = [], [], []  # as _requests, inline: this runs for every new flow
         for f in flows:
             for hop in f.hops:
                 ends = (hop[0][0], hop[-1][1]) if hop else (0, 0)

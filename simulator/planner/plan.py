@@ -72,7 +72,3 @@ class Plan:
     phases: tuple[Phase, ...]
     channels: int = 1
     notes: tuple[str, ...] = field(default=())
-
-    def hops(self) -> int:
-        """Point-to-point transfers of the plan, over all phases."""
-        return sum(len(g.hops) for p in self.phases for g in p.groups)

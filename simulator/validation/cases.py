@@ -247,10 +247,11 @@ def model_flops(case: TrainingCase) -> float:
 def collective_time_s(case: CollectiveCase) -> float:
     """Seconds one collective of the case takes alone on its topology (flows on the network,
     per-step latencies included), as the engine runs it; for ``best``, the fastest."""
-    return min(_collective_times(case).values())
+    return min(_collective_times(case)[0].values())
 
 
-def _collective_times(case: CollectiveCase) -> dict[str, float]:
+def _collective_times(case: CollectiveCase):
+    """``({algorithm: seconds}, topology graph)`` of the case's collective."""
     from simulator.cluster import resolve_cluster
     from simulator.engine import execute
     from simulator.taskgraph import TaskGraph
@@ -270,12 +271,12 @@ def _collective_times(case: CollectiveCase) -> dict[str, float]:
             raise
         chosen = next(r[13] for r in run.rows if r[3] == "collective")  # auto: what ran
         times[chosen if name == "auto" else name] = float(run.end_s)
-    return times
+    return times, cluster.graph
 
 
 def _predict_collective(case: CollectiveCase, metric: str = "busbw") -> Prediction:
     start = time.perf_counter()
-    times = _collective_times(case)
+    times, graph = _collective_times(case)
     algorithm, seconds = min(times.items(), key=lambda kv: kv[1])
     n = case.ranks
     algbw = case.nbytes / seconds
@@ -283,8 +284,6 @@ def _predict_collective(case: CollectiveCase, metric: str = "busbw") -> Predicti
               "allgather": (n - 1) / n}.get(case.collective, 1.0)
     value = algbw * factor
     if metric == "busbw_per_nic":
-        from simulator.cluster import resolve_cluster
-        graph = resolve_cluster(case.system, case.ranks).graph
         nics = sum(1 for _, d in graph.nodes(data=True)
                    if d.get("role") == "nic" and d.get("server") == 0)
         value /= nics
