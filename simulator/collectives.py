@@ -12,7 +12,9 @@ Algorithms (see :mod:`simulator.planner.algorithms` for each schedule and its so
 allreduce          ring, ring_steps, double_binary_tree, nvls, hierarchical (Horovod),
                    three_phase (Goyal et al.), tree (binomial), halving_doubling
                    (rabenseifner), recursive_doubling (butterfly), one_to_all
-                   (parameter_server)
+                   (parameter_server); the two-level schemes as ``scheme:inter`` with
+                   inter one of ring, halving_doubling, recursive_doubling, tree,
+                   double_binary_tree (``hierarchical:halving_doubling``)
 reducescatter,     ring
 allgather
 broadcast, reduce  chain (ring), tree

@@ -359,3 +359,65 @@ def test_duplicate_members_and_a_rail_only_fabric():
     rails.remove_nodes_from([n for n in list(rails) if n[:2] == ("switch", "spine")])
     path = Network(simpy.Environment(), rails).path(("gpu", 0, 0), ("gpu", 1, 3))
     assert path[0] == ("gpu", 0, 0) and path[-1] == ("gpu", 1, 3)
+
+
+# --- two-level schemes with a chosen inter-server algorithm (issue 16) -------------------------
+
+@pytest.mark.parametrize("servers", [2, 4, 8])
+def test_hierarchical_with_halving_doubling_across_servers_matches_its_closed_form(servers):
+    """On a star of s servers of m GPUs, each GPU on its own NIC: reduce-scatter on the NVLink
+    rings ((m-1)/m S / B_gpu + (m-1) alpha_gpu), then every column halves and doubles its S/m
+    across servers (log2 s steps each way, step k moving S/m/2^k through each member's NIC:
+    2 (s-1)/s S/m / B_hop + 2 log2(s) alpha_hop), then all-gather as the reduce-scatter."""
+    import math
+    graph = topologies.get(f"single_switch(servers={servers}, server='dgx_a100')")
+    result, net, nodes = run(graph, algorithm="hierarchical:halving_doubling")
+    plan = CollectivePlanner(graph).plan("allreduce", "hierarchical:halving_doubling", nodes)
+    m = 8
+    assert plan.algorithm == "hierarchical:halving_doubling"
+    assert len(plan.phases) == 2 + 2 * int(math.log2(servers))
+
+    def hop(src, dst):
+        links = net.route_links(src, dst)
+        return (float(net.links.latency_s[links].sum()),
+                float(net.links.bandwidth_Bps[links].min()))
+    a_gpu, _ = hop(("gpu", 0, 0), ("gpu", 0, 1))
+    b_gpu = server_types()["dgx_a100"].nvlinks_per_gpu * \
+        server_types()["dgx_a100"].link(server_types()["dgx_a100"].nvlink).payload_Bps
+    a_hop, b_hop = hop(("gpu", 0, 0), ("gpu", 1, 0))
+    intra = (m - 1) / m * S / b_gpu + (m - 1) * a_gpu
+    inter = 2 * (servers - 1) / servers * S / m / b_hop + 2 * math.log2(servers) * a_hop
+    assert result.end_s == pytest.approx(2 * intra + inter, rel=1e-9)
+
+
+def test_three_phase_crosses_servers_by_the_chosen_algorithm():
+    """Goyal et al.'s scheme with recursive halving-doubling between the local roots sends the
+    whole buffer through each root's NIC in 2 log2 s phases (plus the local reduce and
+    broadcast); the ring form has one phase of 2(s-1) steps."""
+    graph = topologies.get("single_switch(servers=4, server='dgx_a100')")
+    nodes = tuple(topologies.gpus(graph))
+    planner = CollectivePlanner(graph)
+    hd = planner.plan("allreduce", "three_phase:halving_doubling", nodes)
+    ring = planner.plan("allreduce", "three_phase", nodes)
+    assert [p.steps for p in ring.phases] == [7, 6, 7]
+    assert len(hd.phases) == 1 + 4 + 1
+    roots = {("gpu", s, 0) for s in range(4)}
+    assert {h.src for p in hd.phases[1:-1] for g in p.groups for h in g.hops} == roots
+    _, net, _ = run(graph, algorithm="three_phase:halving_doubling")
+    links = net.links_table()
+    out = links[links["src"].map(lambda n: n[:2] == ("nic", 0))
+                & links["dst"].map(lambda n: n[0] == "switch")].sort_values("src")
+    # halving-doubling sends (s-1)/s S each way: 1/2 + 1/4 on the way down, the same up
+    assert out["bytes"].tolist() == pytest.approx([1.5 * S] + [0] * 7, rel=1e-12)
+
+
+def test_every_inter_server_algorithm_is_a_registered_name():
+    from simulator.collectives import algorithms
+    from simulator.planner.hierarchy import INTER, SCHEMES
+    for scheme in SCHEMES:
+        for inter in INTER:
+            assert f"{scheme}:{inter}" in algorithms("allreduce")
+        graph = topologies.get("single_switch(servers=2, server='dgx_a100')")
+        for inter in INTER:
+            result, _, _ = run(graph, algorithm=f"{scheme}:{inter}", nbytes=1e8)
+            assert result.end_s > 0

@@ -7,6 +7,7 @@ PXN all-to-all. A strategy only names the collective, its group and its bytes; t
 the planner for a :class:`Plan` and puts its hops on the network. See ``docs/NETWORK.md``.
 """
 from simulator.planner.algorithms import AUTO, names
+from simulator.planner import hierarchy  # noqa: F401  (registers the two-level schemes)
 from simulator.planner.layout import Layout, Topology
 from simulator.planner.plan import STAGINGS, Group, Hop, Phase, Plan
 from simulator.planner.planner import CollectivePlanner, estimate

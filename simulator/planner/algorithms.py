@@ -261,69 +261,6 @@ def allreduce_one_to_all(layout: Layout, **_) -> Plan:
         Phase(_single_hops([(root, o) for o in others], 1.0), 1, "whole")))
 
 
-@algorithm("allreduce", "three_phase")
-def allreduce_three_phase(layout: Layout, **_) -> Plan:
-    """Goyal et al. 2017 (section 4): reduce inside each server to a local root (its first
-    member) along a pipelined chain, ring all-reduce across the local roots (through each
-    root's NIC: one NIC per server carries the inter-server traffic), broadcast back along the
-    chain. MXNet's device-level aggregation crosses servers the same way."""
-    local = [list(v) for v in layout.by_server.values()]
-    roots = [members[0] for members in local]
-    reduce_pairs, bcast_pairs = [], []
-    steps = 1
-    for members in local:
-        if len(members) > 1:
-            chain = list(reversed(members))
-            reduce_pairs += [(chain[i], chain[i + 1]) for i in range(len(chain) - 1)]
-            bcast_pairs += [(members[i], members[i + 1]) for i in range(len(members) - 1)]
-            steps = max(steps, len(members) - 1)
-    phases = []
-    if reduce_pairs:
-        phases.append(Phase(_single_hops(reduce_pairs, 1.0), steps, "whole"))
-    if len(roots) > 1:
-        r = len(roots)
-        pairs = [(roots[i], roots[(i + 1) % r]) for i in range(r)]
-        phases.append(Phase(_single_hops(pairs, 2 * (r - 1) / r), 2 * (r - 1), "whole"))
-    if bcast_pairs:
-        phases.append(Phase(_single_hops(bcast_pairs, 1.0), steps, "whole"))
-    return Plan("allreduce", "three_phase", tuple(phases))
-
-
-@algorithm("allreduce", "hierarchical")
-def allreduce_hierarchical(layout: Layout, **opts) -> Plan:
-    """Horovod's hierarchical all-reduce (``HOROVOD_HIERARCHICAL_ALLREDUCE``; Sergeev & Del
-    Balso 2018): reduce-scatter inside each server (NVLink rings), then every member all-reduces
-    its 1/m shard with the members of the same local rank in the other servers (m rings across
-    servers at once, each through its member's own NIC), then all-gather inside each server.
-    Needs every server to hold the same number m of members; otherwise it is the flat ring."""
-    m = layout.per_server
-    servers = layout.servers
-    n_srv = len(servers)
-    if m is None or n_srv == 1 or m == 1:
-        plan = allreduce_ring(layout, **opts)
-        return Plan("allreduce", "hierarchical", plan.phases, plan.channels,
-                    ("one member per server, one server, or uneven servers: the flat ring",))
-    local_rings = [intra_cycles(layout, layout.by_server[s]) for s in servers]
-
-    def intra(factor: float) -> Phase:  # every server's NVLink rings, the buffer split over them
-        groups = []
-        for cycles in local_rings:
-            for order in cycles:
-                hops = tuple(Hop(order[i], order[(i + 1) % m]) for i in range(m))
-                groups.append(Group(hops, factor / len(cycles), len(groups)))
-        return Phase(tuple(groups), m - 1)
-
-    cross = []
-    for j in range(m):
-        column = [layout.by_server[s][j] for s in servers]
-        hops = tuple(Hop(column[i], column[(i + 1) % n_srv],
-                         via_for(layout, column[i], column[(i + 1) % n_srv], None))
-                     for i in range(n_srv))
-        cross.append(Group(hops, 2 * (n_srv - 1) / n_srv / m, j))
-    phases = (intra((m - 1) / m), Phase(tuple(cross), 2 * (n_srv - 1)), intra((m - 1) / m))
-    return Plan("allreduce", "hierarchical", phases, channels=m)
-
-
 # ------------------------------------------------------------------------------ NVLS
 @algorithm("allreduce", "nvls")
 def allreduce_nvls(layout: Layout, **_) -> Plan:
