@@ -54,6 +54,23 @@ class Cluster:
         attrs = self.graph.nodes[node]
         return attrs.get("server", node)
 
+    @cached_property
+    def _host_cpus(self) -> dict[Any, Hashable]:
+        out: dict[Any, Hashable] = {}
+        for node, attrs in self.graph.nodes(data=True):
+            if attrs.get("role") == "cpu":
+                out.setdefault(attrs.get("server", node), node)
+        return out
+
+    def host_cpu(self, node: Hashable) -> Hashable:
+        """The CPU of the server ``node`` sits in (its host)."""
+        server = self.server_of(node)
+        cpu = self._host_cpus.get(server)
+        if cpu is None:
+            raise SpecError("the server has no CPU node to host a parameter-server task",
+                            source=self.topology, field=f"nodes.{node}", value=server)
+        return cpu
+
     def gpus_for(self, count: int) -> list[Hashable]:
         nodes = self.gpu_nodes
         if count > len(nodes):

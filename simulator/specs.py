@@ -160,13 +160,33 @@ GRAD_DTYPES = ("auto", *sorted(DTYPE_BYTES))
 
 @dataclass(frozen=True, kw_only=True)
 class ParameterServerSpec:
-    """Parameter servers: ``shards`` shards of the parameters, on their own CPU hosts
-    (``placement='dedicated'``) or on the workers' nodes (``'colocated'``: shard j on worker
-    j mod workers).
+    """Parameter servers: ``shards`` shards of the parameters and where they live
+    (``placement``), how the parameters are split over them (``split``), and what each worker
+    server does before it pushes (``aggregation``). See ``docs/PARALLELISM.md`` (parameter
+    servers) for the published stack each layout models.
 
-    ``mode``: ``sync`` (push, apply once every worker's gradient is in, pull), ``async`` (each
-    push is applied on arrival, no barrier; staleness is recorded), or ``backup`` (sync, but each
-    step uses the first ``workers`` of ``workers + backup_workers`` gradients; Chen et al. 2016).
+    ``placement``: ``dedicated`` (the topology's CPU-only hosts, ``cpu_hosts=`` in the
+    builders), ``worker_hosts`` (the workers' own host CPUs: shard j on the CPU of the j-th
+    worker server mod their number, a PS task on every worker instance), or ``colocated``
+    (on the worker GPUs: shard j on worker j mod workers).
+
+    ``split``: ``even`` (every tensor sliced evenly over the shards), ``round_robin`` (whole
+    tensors dealt to the shards in order: TensorFlow's ``replica_device_setter`` default) or
+    ``by_size`` (each tensor to the least-loaded shard so far: its
+    ``GreedyLoadBalancingStrategy`` with ``byte_size_load_fn``). A layer's parameters count as
+    one tensor.
+
+    ``aggregation``: ``none`` (every GPU pushes its own gradient), ``cpu`` (the GPUs of a server
+    copy their gradients to its host, which sums them and pushes once: TensorFlow's
+    parameter-server variables on the local CPU), ``gpu`` (reduced onto the server's first GPU,
+    which pushes once: MXNet's ``dist_device_sync``), or ``reduce_scatter`` (a reduce-scatter
+    over the server's GPUs, each pushing its slice). Pulls mirror the push: one pull per server,
+    then a copy, broadcast or all-gather to its GPUs.
+
+    ``mode``: ``sync`` (push, apply once every gradient is in, pull), ``async`` (each push is
+    applied on arrival, no barrier; staleness is recorded), or ``backup`` (sync, but each step
+    uses the first ``workers`` of ``workers + backup_workers`` gradients; Chen et al. 2016);
+    ``async`` and ``backup`` need ``aggregation: none``.
     """
 
     kind: str = "parameter_server"
@@ -174,6 +194,8 @@ class ParameterServerSpec:
     scaling: str = "weak"
     shards: int = 1
     placement: str = "dedicated"
+    split: str = "even"
+    aggregation: str = "none"
     mode: str = "sync"
     backup_workers: int = 0
     iterations: int = 3
@@ -183,18 +205,29 @@ class ParameterServerSpec:
         _check_int(self.workers, "strategy.workers")
         _choice(self.scaling, "strategy.scaling", SCALINGS)
         _check_int(self.shards, "strategy.shards")
-        _choice(self.placement, "strategy.placement", ("dedicated", "colocated"))
+        _choice(self.placement, "strategy.placement", PS_PLACEMENTS)
+        _choice(self.split, "strategy.split", PS_SPLITS)
+        _choice(self.aggregation, "strategy.aggregation", PS_AGGREGATIONS)
         _choice(self.mode, "strategy.mode", ("sync", "async", "backup"))
         _check_int(self.backup_workers, "strategy.backup_workers", 0)
         if self.mode == "backup" and self.backup_workers < 1:
             raise SpecError("mode 'backup' needs backup_workers >= 1",
                             field="strategy.backup_workers", value=self.backup_workers)
+        if self.mode != "sync" and self.aggregation != "none":
+            raise SpecError(f"mode {self.mode!r} applies each worker's push on its own; local "
+                            "aggregation needs mode 'sync'", field="strategy.aggregation",
+                            value=self.aggregation)
         _check_int(self.iterations, "strategy.iterations")
         _check_number(self.jitter_cv, "strategy.jitter_cv")
 
     @property
     def total_workers(self) -> int:
         return self.workers + self.backup_workers
+
+
+PS_PLACEMENTS = ("dedicated", "worker_hosts", "colocated")
+PS_SPLITS = ("even", "round_robin", "by_size")
+PS_AGGREGATIONS = ("none", "cpu", "gpu", "reduce_scatter")
 
 
 def strategy_from_dict(data: Mapping[str, Any], *, source: str | None = None):

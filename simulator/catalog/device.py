@@ -105,6 +105,11 @@ class Device:
         Convolution algorithms of the device's software stack (:data:`CONV_ALGORITHMS`; must
         include ``"direct"``); the roofline takes the fastest per layer (``simulator.fastconv``).
         Default ``("direct",)``.
+    sum_bandwidth_Bps : float or None
+        Bytes of input the device sums per second when it adds gradient buffers (a BytePS
+        summation server, a host summing its GPUs' gradients before a push); ``None`` (the
+        default): memory-bound, every input byte read once and the accumulator read and written
+        once per input (:meth:`sum_time_s`).
     calibration : Mapping
         Provenance of ``compute_efficiency`` and ``memory_efficiency``: ``status`` (one of
         :data:`CALIBRATIONS`), ``basis`` (the measurements, in words), ``rows`` (reference-table
@@ -137,6 +142,7 @@ class Device:
     source: str
     conv_algorithms: tuple[str, ...] = ("direct",)
     calibration: Mapping = dataclasses.field(default_factory=lambda: {"status": "placeholder"})
+    sum_bandwidth_Bps: float | None = None
 
     def __post_init__(self) -> None:
         name = check_name(self.name)
@@ -158,6 +164,9 @@ class Device:
         }
         values["conv_algorithms"] = _check_conv_algorithms(self.conv_algorithms, name)
         values["calibration"] = _check_calibration(self.calibration, name)
+        if self.sum_bandwidth_Bps is not None:
+            values["sum_bandwidth_Bps"] = check_positive(self.sum_bandwidth_Bps, entry=name,
+                                                         field="sum_bandwidth_Bps")
         for field in ("memory_bandwidth_Bps", "memory_bytes", "clock_hz"):
             values[field] = check_positive(getattr(self, field), entry=name, field=field)
         if values["busy_power_W"] < values["idle_power_W"]:
@@ -180,6 +189,18 @@ class Device:
             what = ", ".join(c.get("rows", ())) or c.get("data", "") or c.get("basis", "")
             return f"fitted on {what}" + (f" ({c['date']})" if c.get("date") else "")
         return "placeholder (uncalibrated)"
+
+    def sum_time_s(self, nbytes: float, inputs: int) -> float:
+        """Seconds to sum ``inputs`` buffers of ``nbytes`` each into one. With
+        ``sum_bandwidth_Bps``, ``inputs x nbytes`` over it; otherwise memory-bound: the first
+        buffer is copied (read and write) and every further one read with the accumulator read
+        and written, ``(3 inputs - 1) x nbytes`` bytes at ``memory_bandwidth_Bps x
+        memory_efficiency`` (no cache reuse: gradient buffers are far larger than caches)."""
+        if inputs < 1 or nbytes <= 0:
+            return 0.0
+        if self.sum_bandwidth_Bps is not None:
+            return inputs * nbytes / self.sum_bandwidth_Bps
+        return (3 * inputs - 1) * nbytes / (self.memory_bandwidth_Bps * self.memory_efficiency)
 
     def peak(self, dtype: str) -> float:
         """Dense peak FLOP/s for ``dtype``.

@@ -41,8 +41,12 @@ def data_parallel_memory(workload, cluster, nodes: Sequence[Hashable],
 
 def parameter_server_memory(workload, cluster, worker_nodes: Sequence[Hashable],
                             worker_batches: Sequence[int], shard_nodes: Sequence[Hashable],
-                            graph_of: GraphOf) -> pd.DataFrame:
-    """Memory table of parameter-server workers (ranks ``0..n-1``) and shards (``n..n+k-1``)."""
+                            graph_of: GraphOf, *, shard_params: Sequence[int] | None = None,
+                            host_nodes: Sequence[Hashable] = (), host_bytes: float = 0.0
+                            ) -> pd.DataFrame:
+    """Memory table of parameter-server workers (ranks ``0..n-1``), shards (``n..n+k-1``,
+    ``shard_params[j]`` parameters each; default an even split) and the host CPUs that sum a
+    server's gradients (after the shards; ``host_bytes`` of gradient buffer each)."""
     per_batch: dict[int, MemoryBreakdown] = {}
     rows = []
     for rank, (node, batch) in enumerate(zip(worker_nodes, worker_batches)):
@@ -52,11 +56,18 @@ def parameter_server_memory(workload, cluster, worker_nodes: Sequence[Hashable],
             per_batch[batch] = dataclasses.replace(full, optimizer=0.0)
         rows.append((rank, node, cluster.device_of(node), per_batch[batch]))
     params = graph_of(worker_batches[0]).total_params if worker_batches else 0
-    weights, gradients, optimizer = model_state_bytes(
-        shard(params, max(len(shard_nodes), 1)), dtype=workload.dtype,
-        optimizer=workload.optimizer)
-    state = MemoryBreakdown(weights=weights, gradients=gradients, optimizer=optimizer,
-                            activations=0.0)
+    if shard_params is None:
+        shard_params = [shard(params, max(len(shard_nodes), 1))] * len(shard_nodes)
     n = len(worker_nodes)
-    rows += [(n + j, node, cluster.device_of(node), state) for j, node in enumerate(shard_nodes)]
+    for j, (node, count) in enumerate(zip(shard_nodes, shard_params)):
+        weights, gradients, optimizer = model_state_bytes(count, dtype=workload.dtype,
+                                                          optimizer=workload.optimizer)
+        state = MemoryBreakdown(weights=weights, gradients=gradients, optimizer=optimizer,
+                                activations=0.0)
+        rows.append((n + j, node, cluster.device_of(node), state))
+    first = n + len(shard_nodes)
+    buffer = MemoryBreakdown(weights=0.0, gradients=float(host_bytes), optimizer=0.0,
+                             activations=0.0)
+    rows += [(first + i, node, cluster.device_of(node), buffer)
+             for i, node in enumerate(host_nodes)]
     return memory_table(rows)

@@ -20,9 +20,12 @@ import numpy as np
 import pandas as pd
 
 from simulator.cluster import Cluster
+from simulator.costmodel import DTYPE_BYTES
 from simulator.memory.plans import parameter_server_memory
 from simulator.specs import ParameterServerSpec, WorkloadSpec
 from simulator.strategies.common import CostCache, emit_backward, emit_forward, split_batch
+from simulator.strategies.ps_layout import (emit_local_pull, emit_local_push, server_groups,
+                                           shard_nodes, split_loads)
 from simulator.strategies.registry import Compiled, register
 from simulator.taskgraph import TaskGraph
 
@@ -35,68 +38,88 @@ def compile_parameter_server(workload: WorkloadSpec, cluster: Cluster,
     n = strategy.total_workers
     k = strategy.shards
     worker_nodes = cluster.gpus_for(n)
-    if strategy.placement == "dedicated":
-        shard_nodes = cluster.cpus_for(k)
-    else:
-        shard_nodes = [worker_nodes[j % n] for j in range(k)]
+    groups = server_groups(cluster, worker_nodes)
+    shard_at = shard_nodes(cluster, strategy.placement, k, worker_nodes, groups)
     global_batch = (workload.batch * strategy.workers if strategy.scaling == "weak"
                     else workload.batch)
     per_worker = split_batch(global_batch, strategy.workers)
     per_worker += [per_worker[-1]] * strategy.backup_workers  # backups do a worker's share
-    grads = sum(cache.grad_bytes())
-    shard_bytes = grads / k
-    params = cache.graph(per_worker[0]).total_params
-    shard_params = -(-params // k)
+    tensors = cache.grad_bytes()
+    grads = float(sum(tensors))
+    loads = split_loads(tensors, k, strategy.split)
+    size = DTYPE_BYTES[workload.dtype]
+    shard_params = [int(-(-load // size)) for load in loads]
     shard_ranks = list(range(n, n + k))
-    tg = TaskGraph(ranks=n + k, meta={"strategy": "parameter_server", "quorum": {}})
+    aggregators = ({g[0]: n + k + i for i, g in enumerate(groups)}
+                   if strategy.aggregation == "cpu" else {})
+    agg_nodes = [cluster.host_cpu(worker_nodes[g[0]]) for g in groups] if aggregators else []
+    tg = TaskGraph(ranks=n + k + len(agg_nodes),
+                   meta={"strategy": "parameter_server", "quorum": {}})
     if strategy.mode == "async":
         tg.meta["unordered_streams"] = (PS_STREAM,)
-    ps_update_s = [cache.model.update_time_s(shard_params, cluster.device_of(node),
-                                             dtype=workload.dtype,
+    ps_update_s = [cache.model.update_time_s(p, cluster.device_of(node), dtype=workload.dtype,
                                              optimizer=workload.optimizer)
-                   for node in shard_nodes]
+                   for p, node in zip(shard_params, shard_at)]
+    sum_s = [cluster.device_of(node).sum_time_s(grads, len(g))
+             for node, g in zip(agg_nodes, groups)]
     pulled: list[list[int]] = [[] for _ in range(n)]
     ends: dict[int, list[int]] = {}
     for it in range(strategy.iterations):
-        pushes: list[list[int]] = [[] for _ in range(k)]
+        ready = []
         for w in range(n):
             costs = cache.costs(per_worker[w], cluster.device_of(worker_nodes[w]))
             emit_forward(tg, w, costs, iteration=it, deps=pulled[w])
             bwd, _ = emit_backward(tg, w, costs, iteration=it)
-            for j in range(k):
-                pushes[j].append(tg.transfer(w, shard_ranks[j], shard_bytes, deps=(bwd[-1],),
-                                             stream=f"push{j}", name=f"push{j}", phase="push",
-                                             iteration=it))
-        new_pulls: list[list[int]] = [[] for _ in range(n)]
+            ready.append(bwd[-1])
+        pushers = [emit_local_push(tg, strategy.aggregation, g, grads, [ready[w] for w in g],
+                                   iteration=it, aggregator=aggregators.get(g[0]),
+                                   sum_s=sum_s[i] if sum_s else 0.0)
+                   for i, g in enumerate(groups)]
+        flat = [p for ps in pushers for p in ps]
+        pushes: list[list[int]] = [[tg.transfer(p.rank, shard_ranks[j], loads[j] * p.fraction,
+                                                deps=p.deps, stream=f"push{j}",
+                                                name=f"push{j}", phase="push", iteration=it)
+                                    for p in flat] for j in range(k)]
+        got: dict[int, list[int]] = {p.rank: [] for p in flat}
         for j in range(k):
             rank = shard_ranks[j]
             if strategy.mode == "async":
-                for w in range(n):
+                for w, p in enumerate(flat):
                     upd = tg.compute(rank, ps_update_s[j], deps=(pushes[j][w],),
                                      stream=PS_STREAM, name=f"apply{j}.w{w}", phase="update",
                                      iteration=it, microbatch=w)
                     ends.setdefault(it, []).append(upd)
-                    new_pulls[w].append(tg.transfer(rank, w, shard_bytes, deps=(upd,),
-                                                    stream=f"pull{w}", name=f"pull{j}",
-                                                    phase="pull", iteration=it))
+                    got[p.rank].append(_pull(tg, rank, p, loads[j], upd, j, it))
                 continue
             upd = tg.compute(rank, ps_update_s[j], deps=pushes[j], stream=PS_STREAM,
                              name=f"apply{j}", phase="update", iteration=it)
             if strategy.mode == "backup":
                 tg.meta["quorum"][upd] = strategy.workers
             ends.setdefault(it, []).append(upd)
-            for w in range(n):
-                new_pulls[w].append(tg.transfer(rank, w, shard_bytes, deps=(upd,),
-                                                stream=f"pull{w}", name=f"pull{j}",
-                                                phase="pull", iteration=it))
-        pulled = new_pulls
-    return Compiled(taskgraph=tg, rank_nodes=list(worker_nodes) + list(shard_nodes),
+            for p in flat:
+                got[p.rank].append(_pull(tg, rank, p, loads[j], upd, j, it))
+        pulled = [[] for _ in range(n)]
+        for g in groups:
+            after = emit_local_pull(tg, strategy.aggregation, g, grads, got, iteration=it,
+                                    aggregator=aggregators.get(g[0]))
+            for w, ops in after.items():
+                pulled[w] = ops
+    return Compiled(taskgraph=tg, rank_nodes=list(worker_nodes) + list(shard_at) + agg_nodes,
                     global_batch=global_batch, iteration_ops=ends,
                     worker_ranks=tuple(range(n)),
                     extra={"shard_ranks": tuple(shard_ranks), "mode": strategy.mode,
+                           "shard_bytes": tuple(loads),
                            "memory": parameter_server_memory(workload, cluster, worker_nodes,
-                                                             per_worker, shard_nodes,
-                                                             cache.graph)})
+                                                             per_worker, shard_at, cache.graph,
+                                                             shard_params=shard_params,
+                                                             host_nodes=agg_nodes,
+                                                             host_bytes=grads)})
+
+
+def _pull(tg: TaskGraph, shard: int, pusher, load: float, upd: int, j: int, it: int) -> int:
+    return tg.transfer(shard, pusher.rank, load * pusher.fraction, deps=(upd,),
+                       stream=f"pull{pusher.rank}", name=f"pull{j}", phase="pull",
+                       iteration=it)
 
 
 def staleness_table(ops: pd.DataFrame, shard_ranks: tuple[int, ...]) -> pd.DataFrame:
