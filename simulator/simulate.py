@@ -212,27 +212,42 @@ def result_tables(result: SimResult) -> dict[str, pd.DataFrame]:
     return out
 
 
+#: Scaling baselines: one worker, one server's GPUs, or the smallest worker count asked for.
+BASELINES = ("1", "server", "smallest")
+
+
 def scaling_table(workload: WorkloadSpec, system: SystemSpec, strategy, workers: list[int], *,
-                  seed: int = 0, on_overflow: str = "raise"
+                  seed: int = 0, on_overflow: str = "raise", baseline: str = "1"
                   ) -> tuple[pd.DataFrame, dict[int, SimResult]]:
-    """Simulate each worker count; speedup and scaling efficiency against one worker
-    (throughput ratio, so weak and strong scaling read alike). A strategy that cannot run on one
-    worker (tensor x pipeline parallelism needs tp x pp) is compared with its smallest run:
-    ``baseline_workers`` says which, and efficiency is ``speedup / (workers / baseline)``.
-    ``on_overflow`` as in :func:`simulate` (``"flag"`` keeps the rows that do not fit, with
-    ``fits_memory`` False)."""
+    """Simulate each worker count; speedup and scaling efficiency against a baseline run
+    (throughput ratio, so weak and strong scaling read alike): one worker (``baseline="1"``),
+    the GPUs of one server of the topology (``"server"``) or the smallest count of ``workers``
+    (``"smallest"``). A strategy that cannot run on one worker (tensor x pipeline parallelism
+    needs tp x pp) is compared with its smallest run. ``baseline_workers`` says which, and
+    efficiency is ``speedup / (workers / baseline)``. ``on_overflow`` as in :func:`simulate`
+    (``"flag"`` keeps the rows that do not fit, with ``fits_memory`` False)."""
+    if baseline not in BASELINES:
+        raise UnknownNameError("scaling baseline", str(baseline), list(BASELINES),
+                               field="baseline")
     cache = CostCache(workload, system.cost_model)
     wanted = sorted(set(workers))
+    base_n = 1
+    if baseline == "smallest":
+        base_n = wanted[0]
+    elif baseline == "server":
+        cluster = resolve_cluster(system, max(wanted))
+        first = cluster.server_of(cluster.gpu_nodes[0])
+        base_n = sum(1 for g in cluster.gpu_nodes if cluster.server_of(g) == first)
     try:
-        one = with_workers(strategy, 1)
+        one = with_workers(strategy, base_n)
     except SpecError:
         one, baseline = None, wanted[0]
     else:
-        baseline = 1
+        baseline = base_n
     results = {n: simulate(workload, system, with_workers(strategy, n), seed=seed,
                            cost_cache=cache, on_overflow=on_overflow) for n in wanted}
     if baseline not in results:
-        results[1] = simulate(workload, system, one, seed=seed, cost_cache=cache,
+        results[baseline] = simulate(workload, system, one, seed=seed, cost_cache=cache,
                               on_overflow=on_overflow)
     base = results[baseline].metrics["samples_per_s"]
     rows = []

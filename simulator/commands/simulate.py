@@ -8,7 +8,7 @@ from pathlib import Path
 from simulator.commands._output import add_format_option, render, write_atomic
 from simulator.config import load_config
 from simulator.errors import SpecError
-from simulator.simulate import result_tables, scaling_table
+from simulator.simulate import BASELINES, result_tables, scaling_table
 from simulator.trace import chrome_trace
 
 
@@ -45,6 +45,11 @@ def register(sub) -> None:
                         "iterations, devices, links (bytes and utilisation per directed link), "
                         "flows, and strategy-specific ones (staleness)")
     p.add_argument("--seed", type=int, default=0, help="seed for ECMP hashing and jitter")
+    p.add_argument("--baseline", choices=BASELINES, default="1",
+                   help="what speedup and scaling efficiency are measured against: one worker "
+                        "(1, default), the GPUs of one server of the topology (server), or the "
+                        "smallest of --workers (smallest); the table's baseline_workers says "
+                        "which ran")
     add_format_option(p)
     p.set_defaults(func=run)
 
@@ -54,7 +59,7 @@ def run(args) -> int:
     workers = (worker_list(args.workers) if args.workers is not None
                else [config.strategy.workers])
     table, results = scaling_table(config.workload, config.system, config.strategy, workers,
-                                   seed=args.seed)
+                                   seed=args.seed, baseline=args.baseline)
     traces = {}
     if args.trace:
         wanted = workers if "{workers}" in args.trace else [max(workers)]

@@ -15,12 +15,16 @@ outputs:
 =====================  ===========================================================================
 ``images_per_s``       ``samples_per_s`` of the case
 ``iteration_time``     ``iteration_s`` of the case (seconds)
-``speedup_vs_1gpu``    ``samples_per_s`` of the case over that of its *baseline*: the same case
-                       with ``strategy.workers = 1`` and the overrides in ``baseline``
-                       (``{"workload": {...}, "strategy": {...}}``), e.g. FireCaffe's
-                       single-GPU batch of 256; a baseline strategy naming another ``kind``
-                       replaces the case's strategy (a non-distributed single GPU)
-``scaling_efficiency`` that speedup divided by the case's ``strategy.workers``
+``speedup_vs_1gpu``    ``samples_per_s`` of the case over that of its *baseline* per baseline
+                       worker: the same case with ``strategy.workers`` set to
+                       ``baseline.workers`` (1 by default; ``"server"``: the GPUs of one
+                       server; or the source's smallest run) and the overrides in
+                       ``baseline`` (``{"workload": {...}, "strategy": {...}}``), e.g.
+                       FireCaffe's single-GPU batch of 256; a baseline strategy naming another
+                       ``kind`` replaces the case's strategy (a non-distributed single GPU).
+                       The prediction's details name the baseline's worker count.
+``scaling_efficiency`` that speedup divided by the case's ``strategy.workers`` (against one
+                       server of 8 GPUs: throughput / (8-GPU throughput / 8) / workers)
 ``tflops_per_gpu``     model FLOPs of one iteration by Megatron-LM's formula (Narayanan et al.
                        SC21, section 5.1; ``model_flops.recompute`` picks the 96 or 72 form, as
                        the source counts) over ``iteration_s`` x GPUs, in TFLOP/s
@@ -120,17 +124,20 @@ def _training_case(row, case: Mapping, where: str) -> TrainingCase:
         if not isinstance(over, Mapping):
             raise SpecError("must be a mapping with optional workload and strategy overrides",
                             field=f"{where}.baseline", value=over)
-        _check_keys(over, ("workload", "strategy"), f"{where}.baseline")
+        _check_keys(over, ("workload", "strategy", "workers"), f"{where}.baseline")
         base_workload = workload_from_dict({**case["workload"], **over.get("workload", {})})
+        workers = _baseline_workers(over.get("workers", 1), system, strategy,
+                                    f"{where}.baseline.workers")
         strategy_over = over.get("strategy", {})
+        if "workers" in strategy_over:
+            raise SpecError("give the baseline's worker count as baseline.workers",
+                            field=f"{where}.baseline.strategy.workers",
+                            value=strategy_over["workers"])
         if strategy_over.get("kind", case["strategy"].get("kind")) != case["strategy"].get("kind"):
-            base_strategy = strategy_from_dict({"workers": 1, **strategy_over})
+            base_strategy = strategy_from_dict({"workers": workers, **strategy_over})
         else:
-            base_strategy = strategy_from_dict({**case["strategy"], "workers": 1,
+            base_strategy = strategy_from_dict({**case["strategy"], "workers": workers,
                                                 **strategy_over})
-        if base_strategy.workers != 1:
-            raise SpecError("a speedup baseline runs one worker", field=f"{where}.baseline",
-                            value=base_strategy.workers)
         baseline = (base_workload, base_strategy)
     elif "baseline" in case:
         raise SpecError(f"only speedup metrics have a baseline (metric {row.metric!r})",
@@ -145,6 +152,20 @@ def _training_case(row, case: Mapping, where: str) -> TrainingCase:
                         field=f"{where}.model_flops")
     return TrainingCase(workload=workload, system=system, strategy=strategy, baseline=baseline,
                         model_flops=flops)
+
+
+def _baseline_workers(value, system: SystemSpec, strategy, field: str) -> int:
+    """The baseline's worker count: 1 (one GPU), ``"server"`` (the GPUs of one server of the
+    case's topology) or a count below the case's (its smallest published run)."""
+    if value == "server":
+        from simulator.cluster import resolve_cluster
+        cluster = resolve_cluster(system, strategy.workers)
+        first = cluster.server_of(cluster.gpu_nodes[0])
+        return sum(1 for g in cluster.gpu_nodes if cluster.server_of(g) == first)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < strategy.workers:
+        raise SpecError(f"must be 'server' or a worker count from 1 to {strategy.workers - 1}",
+                        field=field, value=value)
+    return value
 
 
 def _collective_case(case: Mapping, where: str) -> CollectiveCase:
@@ -224,7 +245,8 @@ def predict(row, sims: Simulations | None = None) -> Prediction:
         details["baseline_samples_per_s"] = b["samples_per_s"]
         details["fits_memory"] = details["fits_memory"] and bool(b.get("fits_memory", True))
         details["wall_s"] += b["wall_s"]
-        value = m["samples_per_s"] / b["samples_per_s"]
+        details["baseline_workers"] = base_strategy.workers
+        value = m["samples_per_s"] / (b["samples_per_s"] / base_strategy.workers)
         if metric == "scaling_efficiency":
             value /= case.strategy.workers
     elif metric == "tflops_per_gpu":
