@@ -187,6 +187,12 @@ class ParameterServerSpec:
     applied on arrival, no barrier; staleness is recorded), or ``backup`` (sync, but each step
     uses the first ``workers`` of ``workers + backup_workers`` gradients; Chen et al. 2016);
     ``async`` and ``backup`` need ``aggregation: none``.
+
+    ``overlap``: push gradients as the backward pass produces them, in buckets of at least
+    ``bucket_bytes`` in backward order (0: every tensor on its own, as TensorFlow sends each
+    variable's gradient when it is computed), each shard applying a bucket once all its pushes
+    are in, and each layer's forward waiting only for its own parameters' pull; without it,
+    every gradient is pushed after the backward pass and the forward waits for every pull.
     """
 
     kind: str = "parameter_server"
@@ -198,6 +204,8 @@ class ParameterServerSpec:
     aggregation: str = "none"
     mode: str = "sync"
     backup_workers: int = 0
+    overlap: bool = False
+    bucket_bytes: float = 0.0
     iterations: int = 3
     jitter_cv: float = 0.0
 
@@ -205,6 +213,12 @@ class ParameterServerSpec:
         _check_int(self.workers, "strategy.workers")
         _choice(self.scaling, "strategy.scaling", SCALINGS)
         _check_int(self.shards, "strategy.shards")
+        if not isinstance(self.overlap, bool):
+            raise SpecError("must be true or false", field="strategy.overlap", value=self.overlap)
+        _check_number(self.bucket_bytes, "strategy.bucket_bytes", 0.0)
+        if self.overlap and self.mode == "async":
+            raise SpecError("overlapped pushes need mode 'sync' or 'backup'",
+                            field="strategy.overlap", value=self.overlap)
         _choice(self.placement, "strategy.placement", PS_PLACEMENTS)
         _choice(self.split, "strategy.split", PS_SPLITS)
         _choice(self.aggregation, "strategy.aggregation", PS_AGGREGATIONS)

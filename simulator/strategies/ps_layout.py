@@ -44,27 +44,36 @@ def shard_nodes(cluster, placement: str, shards: int, worker_nodes: Sequence[Has
     raise SpecError("unknown placement", field="strategy.placement", value=placement)
 
 
-def split_loads(tensor_bytes: Sequence[float], shards: int, split: str) -> list[float]:
-    """Gradient bytes per shard: ``even`` slices every tensor over all shards; ``round_robin``
-    deals whole tensors (those with parameters) to the shards in order; ``by_size`` gives each
-    tensor, in order, to the shard holding the fewest bytes so far (the lowest on a tie)."""
-    total = float(sum(tensor_bytes))
+def split_tensors(tensor_bytes: Sequence[float], shards: int, split: str) -> list[list[float]]:
+    """Per tensor, the bytes of it each shard owns: ``even`` slices every tensor over all
+    shards; ``round_robin`` deals whole tensors (those with parameters) to the shards in order;
+    ``by_size`` gives each tensor, in order, to the shard holding the fewest bytes so far (the
+    lowest on a tie)."""
     if split == "even":
-        return [total / shards] * shards
+        return [[float(size) / shards] * shards for size in tensor_bytes]
+    if split not in ("round_robin", "by_size"):
+        raise SpecError("unknown split", field="strategy.split", value=split)
     loads = [0.0] * shards
+    out = []
     dealt = 0
     for size in tensor_bytes:
-        if size <= 0:
-            continue
-        if split == "round_robin":
-            j = dealt % shards
-        elif split == "by_size":
-            j = min(range(shards), key=lambda i: (loads[i], i))
-        else:
-            raise SpecError("unknown split", field="strategy.split", value=split)
-        loads[j] += float(size)
-        dealt += 1
-    return loads
+        row = [0.0] * shards
+        if size > 0:
+            j = (dealt % shards if split == "round_robin"
+                 else min(range(shards), key=lambda i: (loads[i], i)))
+            loads[j] += float(size)
+            row[j] = float(size)
+            dealt += 1
+        out.append(row)
+    return out
+
+
+def split_loads(tensor_bytes: Sequence[float], shards: int, split: str) -> list[float]:
+    """Gradient bytes per shard (:func:`split_tensors` summed over the tensors)."""
+    rows = split_tensors(tensor_bytes, shards, split)
+    if split == "even":
+        return [float(sum(tensor_bytes)) / shards] * shards
+    return [sum(row[j] for row in rows) for j in range(shards)]
 
 
 @dataclass(frozen=True)
