@@ -21,11 +21,12 @@ Sources of each curve:
   efficiencies, each case configured as its row of the reference table
   (simulator/validation/reference.json), so that a point here and `paleosim validate`'s
   simulation of the same row agree. FireCaffe = reduction-tree all-reduce after the backward
-  pass; TensorFlow = 17 dedicated parameter-server hosts, synchronous; one weird trick = the
-  hybrid strategy, FC layers on all K x 128 images at once (Krizhevsky's main rows) and on the K
-  batches one after another; MXNet = the hierarchical all-reduce by which the reference table
-  models KVStore's device aggregation, and plain parameter servers (one shard per instance,
-  every die pushing its own gradient) to show what that aggregation saves.
+  pass; TensorFlow = 17 dedicated parameter-server hosts, variables dealt round-robin,
+  gradients sent as computed, synchronous; one weird trick = the hybrid strategy, FC layers on
+  all K x 128 images at once (Krizhevsky's main rows) and on the K batches one after another;
+  MXNet = KVStore dist_device_sync as the reference table lays it out (a server on every
+  instance's CPU, the dies' gradients reduced on the GPUs before one push per instance), and
+  Goyal's three-phase all-reduce, which moves the same bytes per instance.
 - Paleo: the Paleo-compatible estimator (simulator.paleo.estimate) with Paleo's device, network
   and PPP presets, each of its schemes OneToAll, TreeAllReduce and ButterflyAllReduce; on the
   shipped nets by default, on Paleo's own net files with --paleo-nets DIR.
@@ -69,8 +70,8 @@ SERIES = {"firecaffe": "FireCaffe: NiN, K20X, global batch {batch}",
           "owt": "One weird trick: AlexNet, K20, hybrid",
           "mxnet": "MXNet: Inception v3, K80 (p2.16xlarge)"}
 OWT_VARIANTS = {"all": "FC batch K·128", "sequential": "FC batch 128"}
-MXNET_VARIANTS = {"parameter_server": "parameter servers",
-                  "data_parallel": "device aggregation (three-phase)"}
+MXNET_VARIANTS = {"parameter_server": "KVStore dist_device_sync",
+                  "data_parallel": "three-phase all-reduce"}
 #: The Paleo scheme the summary prints (the sweep engine's default; the CSV and the plot have
 #: every scheme).
 SUMMARY_SCHEME = "TreeAllReduce"
@@ -112,7 +113,8 @@ def specs(*, max_workers: int | None = None, iterations: int | None = None,
     tf_base = {"workload": {"net": "inception_v3", "batch": 32, "optimizer": "momentum"},
                "system": {"topology": TF_TOPOLOGY},
                "strategy": {"kind": "parameter_server", "shards": 17, "placement": "dedicated",
-                            "mode": "sync", **_common.iterations(iterations)}}
+                            "split": "round_robin", "overlap": True, "mode": "sync",
+                            **_common.iterations(iterations)}}
     out["tf_sim"] = SweepSpec(name="tf_sim", base=tf_base, grid={"strategy.workers": list(tf_w)})
     out["tf_baseline"] = SweepSpec(name="tf_baseline", base={
         **tf_base, "strategy": {**one, **_common.iterations(iterations)}})
@@ -127,14 +129,16 @@ def specs(*, max_workers: int | None = None, iterations: int | None = None,
         "strategy": {"kind": "hybrid", "algorithm": "ring", "overlap": True, "bucket_bytes": 0,
                      **_common.iterations(iterations)}},
         grid={"strategy.fc_batch": list(OWT_VARIANTS), "strategy.workers": list(owt_w)})
-    # 4. MXNet Inception v3: parameter servers (one shard per 16-die instance), and the
-    # hierarchical all-reduce that moves the bytes of KVStore's device aggregation
+    # 4. MXNet Inception v3: KVStore dist_device_sync as the reference row lays it out (a
+    # server on every instance's CPU, the dies' gradients reduced on the GPUs before one push
+    # per instance), and Goyal's three-phase all-reduce, which moves the same bytes
     mx_system = {"topology": "aws_p2_16xlarge"}
     mx_workload = {"net": "inception_v3", "batch": 32, "optimizer": "momentum"}
     out["mxnet_ps_sim"] = SweepSpec(name="mxnet_ps_sim", base={
         "workload": mx_workload, "system": mx_system, "strategy": {}},
         grid={"strategy": [{"kind": "parameter_server", "workers": n,
-                            "shards": max(1, -(-n // 16)), "placement": "colocated",
+                            "shards": max(1, -(-n // 16)), "placement": "worker_hosts",
+                            "aggregation": "gpu", "split": "even", "overlap": True,
                             "mode": "sync", **_common.iterations(iterations)} for n in mx_w]})
     out["mxnet_hier_sim"] = SweepSpec(name="mxnet_hier_sim", base={
         "workload": mx_workload, "system": mx_system,

@@ -34,7 +34,7 @@ PS_NETS = {"inception_v3": 64, "resnet50": 64, "resnet152": 64}
 NCCL_NETS = {"alexnet_v2": 512, "vgg16": 64}
 TITLES = {"inception_v3": "Inception v3", "resnet50": "ResNet-50", "resnet152": "ResNet-152",
           "alexnet_v2": "AlexNet", "vgg16": "VGG-16"}
-VARIANTS = {"parameter_server": "parameter servers on the GPUs",
+VARIANTS = {"parameter_server": "parameter server on the host CPU",
             "data_parallel": "replicated, NCCL ring"}
 
 
@@ -54,11 +54,11 @@ def specs(*, nets: tuple[str, ...] | None = None, max_workers: int | None = None
                 by_batch.setdefault(batch, []).append(net)
         for batch, names in by_batch.items():
             if kind == "ps":
-                strategy = {"kind": "parameter_server", "placement": "colocated",
-                            "mode": "sync", **_common.iterations(iterations)}
-                grid = {"workload.net": names, "strategy.workers": workers,
-                        "strategy.shards": workers}
-                zip_ = [["strategy.workers", "strategy.shards"]]
+                strategy = {"kind": "parameter_server", "placement": "worker_hosts",
+                            "shards": 1, "overlap": True, "mode": "sync",
+                            **_common.iterations(iterations)}
+                grid = {"workload.net": names, "strategy.workers": workers}
+                zip_ = []
             else:
                 strategy = {"kind": "data_parallel", "algorithm": "ring", "overlap": True,
                             **_common.iterations(iterations)}

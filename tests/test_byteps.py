@@ -26,7 +26,7 @@ def nic_out(result, server) -> float:
 
 
 def test_optimal_share_is_the_papers():
-    # x = 2k(n-1)/(n^2+kn-2k): k = 0 is all-reduce-like, k = n sends half the bytes... to CPUs
+    # x = 2k(n-1)/(n^2+kn-2k): nothing to the CPUs at k = 0 (an all-reduce's traffic)
     assert optimal_cpu_share(4, 0) == 0.0
     assert optimal_cpu_share(4, 2) == pytest.approx(2 * 2 * 3 / (16 + 8 - 4))
     assert optimal_cpu_share(8, 8) == pytest.approx(2 * 8 * 7 / (64 + 64 - 16))
