@@ -12,22 +12,35 @@ def replace_atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Non
     """Call ``write(tmp_path)`` to fill a temporary file, then move it over ``path``.
 
     The file gets the permissions the umask gives ordinary files; on any error the temporary
-    file is removed and ``path`` is left as it was.
+    file is removed and ``path`` is left as it was. A target that is a folder or anything but a
+    regular file (a device such as ``/dev/full``) is refused, and an OS error (disk full,
+    read-only, no permission) becomes one :class:`~simulator.errors.SpecError` naming the path.
     """
+    from simulator.errors import SpecError
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = str(target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # mode as umask says
+    if target.is_dir():
+        raise SpecError("cannot write a file here: it is a folder", source=str(target))
+    if target.exists() and not target.is_file():  # a device, a FIFO: never replaced
+        raise SpecError("cannot write a file here: it is not a regular file",
+                        source=str(target))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = str(target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # mode as umask
+    except OSError as exc:
+        raise SpecError(f"cannot write: {exc.strerror or exc}", source=str(target)) from None
     try:
         write(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise SpecError(f"cannot write: {exc.strerror or exc}", source=str(target)) from None
         raise
 
 

@@ -35,6 +35,9 @@ def read_document(path: str | Path) -> Any:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"cannot read file: {exc.strerror or exc}", source=source) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at offset "
+                        f"{exc.start}", source=source) from None
     if Path(path).suffix.lower() == ".json":
         try:
             return json.loads(text)

@@ -32,6 +32,11 @@ from topologies.schema import ROUTINGS, add_link, default_routing
 from topologies.servers import add_server
 
 
+#: The most servers (CPU hosts included) a builder makes: 65,536 servers of 8 GPUs is 524,288
+#: GPUs, far beyond any training cluster; a larger number is a typo that would exhaust memory.
+MAX_SERVERS = 65_536
+
+
 def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum} (got {value!r})")
@@ -53,6 +58,10 @@ def _cluster(name: str, server, servers: int, cpu_hosts: int, link, routing=None
     spec = resolve_server(server)
     _positive_int("servers", servers)
     _positive_int("cpu_hosts", cpu_hosts, 0)
+    if servers + cpu_hosts > MAX_SERVERS:
+        raise ValueError(f"servers + cpu_hosts must be at most {MAX_SERVERS} (got "
+                         f"{servers + cpu_hosts}): larger clusters are beyond what the flow "
+                         "model is built for")
     if link is None:
         if spec.nic is None:
             raise ValueError(f"server {spec.name!r} has no NIC: give the fabric link= explicitly")
