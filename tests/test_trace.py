@@ -357,9 +357,11 @@ def test_cli_replaces_the_trace_atomically(config, tmp_path, monkeypatch, capsys
         raise OSError("disk full")
 
     monkeypatch.setattr(output.os, "replace", refuse)   # the rename that publishes the file
-    with pytest.raises(OSError, match="disk full"):
-        main(["simulate", str(config), "--trace", str(out)])
-    # a failed write leaves the old file whole and no temporary file behind
+    # an OS error on writing is one line and exit 2 ...
+    assert main(["simulate", str(config), "--trace", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{out}: cannot write: disk full" in err
+    # ... and a failed write leaves the old file whole and no temporary file behind
     assert out.read_text(encoding="utf-8") == "previous"
     assert leftovers(tmp_path) == []
     monkeypatch.undo()
