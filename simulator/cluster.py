@@ -71,6 +71,12 @@ class Cluster:
                             source=self.topology, field=f"nodes.{node}", value=server)
         return cpu
 
+    @cached_property
+    def gpus_per_server(self) -> int:
+        """GPUs in the server of the topology's first GPU (a one-server scaling baseline)."""
+        first = self.server_of(self.gpu_nodes[0])
+        return sum(1 for g in self.gpu_nodes if self.server_of(g) == first)
+
     def gpus_for(self, count: int) -> list[Hashable]:
         nodes = self.gpu_nodes
         if count > len(nodes):

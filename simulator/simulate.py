@@ -235,9 +235,7 @@ def scaling_table(workload: WorkloadSpec, system: SystemSpec, strategy, workers:
     if baseline == "smallest":
         base_n = wanted[0]
     elif baseline == "server":
-        cluster = resolve_cluster(system, max(wanted))
-        first = cluster.server_of(cluster.gpu_nodes[0])
-        base_n = sum(1 for g in cluster.gpu_nodes if cluster.server_of(g) == first)
+        base_n = resolve_cluster(system, max(wanted)).gpus_per_server
     try:
         one = with_workers(strategy, base_n)
     except SpecError:

@@ -159,9 +159,7 @@ def _baseline_workers(value, system: SystemSpec, strategy, field: str) -> int:
     case's topology) or a count below the case's (its smallest published run)."""
     if value == "server":
         from simulator.cluster import resolve_cluster
-        cluster = resolve_cluster(system, strategy.workers)
-        first = cluster.server_of(cluster.gpu_nodes[0])
-        return sum(1 for g in cluster.gpu_nodes if cluster.server_of(g) == first)
+        return resolve_cluster(system, strategy.workers).gpus_per_server
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < strategy.workers:
         raise SpecError(f"must be 'server' or a worker count from 1 to {strategy.workers - 1}",
                         field=field, value=value)
