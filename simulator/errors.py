@@ -65,3 +65,9 @@ class UnknownNameError(SpecError, KeyError):
 
 class InfeasibleError(PaleosimError):
     """Valid input that cannot run, e.g. a configuration that overflows a device's memory."""
+
+
+class SymmetryBroken(PaleosimError):
+    """A representative-replica run met a case its replicas do not share (different flow rates
+    or latencies, different collective plans): the run must be simulated in full. Raised by
+    the network and the engine, handled by :func:`simulator.simulate.simulate`."""

@@ -52,7 +52,7 @@ import networkx as nx
 import numpy as np
 import simpy
 
-from simulator.errors import SpecError
+from simulator.errors import SpecError, SymmetryBroken
 from simulator.network.incidence import Incidence
 from simulator.network.maxmin import maxmin_rates
 from simulator.network.routing import Router, flow_hash
@@ -88,6 +88,12 @@ class Flow:
     #: routing request: per hop, the (source, destination) node numbers of its segments
     hops: list = field(default_factory=list, repr=False)
     key: Any = field(default=None, repr=False)
+    #: per hop, its own connection key (mirrored flows; ``None``: every hop takes ``key``)
+    hop_keys: list | None = field(default=None, repr=False)
+    #: mirrored flows: hops per part, each part one flow of the full simulation
+    parts: tuple | None = field(default=None, repr=False)
+    #: mirrored flows: per part, the links its hops cross (after routing)
+    part_links: list | None = field(default=None, repr=False)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -157,7 +163,6 @@ class Network:
                                                and local_copy_Bps > 0):
             raise SpecError("must be a positive number of bytes/s or None",
                             field="local_copy_Bps", value=local_copy_Bps)
-        self.env = env
         self.graph = graph
         self.links = LinkArrays.from_graph(graph)
         self.router = Router(self.links, seed=seed, routing=routing)
@@ -175,13 +180,32 @@ class Network:
         self._port = self._fabric_ports()
         self.local_copy_Bps = local_copy_Bps
         self.record_utilisation = record_utilisation
+        self._transit = self._transit_components()
+        self._staging = staging_hosts(graph)
+        self._mirror_routes: dict[tuple, tuple] = {}  # mirrored flows' routes by request
+        self._reset(env)
+
+    def spawn(self, env: simpy.Environment) -> "Network":
+        """A new, idle network on the same topology in ``env``: it shares this one's routes
+        (and its routing's seed) but none of its flows or records. Cheaper than building one."""
+        new = object.__new__(Network)
+        new.__dict__.update({name: value for name, value in self.__dict__.items()
+                             if name in self._STATIC})
+        new._reset(env)
+        return new
+
+    #: What :meth:`spawn` shares: the topology, its routing and caches of routes.
+    _STATIC = frozenset(("graph", "links", "router", "fabric_router", "routing", "seed",
+                         "_server", "_nic", "_port", "local_copy_Bps", "record_utilisation",
+                         "_transit", "_staging", "_mirror_routes"))
+
+    def _reset(self, env: simpy.Environment) -> None:
+        self.env = env
         self.flows: list[Flow] = []
         #: Number of max-min rate recomputations so far.
         self.recomputations = 0
         #: Flow rates computed so far, summed over recomputations (the work they did).
         self.rates_computed = 0
-        self._transit = self._transit_components()
-        self._staging = staging_hosts(graph)
         n_links = len(self.links.link_src)
         self._link_rate = np.zeros(n_links)
         self._link_since = np.zeros(n_links)
@@ -191,6 +215,7 @@ class Network:
         self._slots = 0
         self._grow(64)
         self._pairs = Incidence(n_links)
+        self._mirrored: set[int] = set()  # slots of mirrored flows (see transfer_group)
         self._pending: list[Flow] = []
         self._changed: list[np.ndarray] = []
         self._update: _Update | None = None
@@ -226,14 +251,23 @@ class Network:
                 return self.env.process(self._chain(hops, float(nbytes), tag, key))
         return self._flow(src, dst, nbytes, tag, key, [self._segments(src, dst, via)])
 
-    def transfer_group(self, hops, nbytes: float, *, tag: Any = None, key: Any = None
-                       ) -> simpy.Event:
+    def transfer_group(self, hops, nbytes: float, *, tag: Any = None, key: Any = None,
+                       keys: list | None = None, parts: tuple | None = None) -> simpy.Event:
         """Move ``nbytes`` over every hop of ``hops`` (``(src, dst, via)`` triples, ``via`` as in
         :meth:`transfer`) as one coupled flow: one rate for all hops, the slowest hop's, so
         each link carries that rate once per hop crossing it. The event succeeds when the last
         byte of every hop has arrived; its value is the flow (``src``/``dst`` of the first hop,
         ``transfers`` = the number of hops). A group of one hop is a plain transfer (without
         host staging: give the host CPUs as waypoints to stage through host memory, pipelined).
+
+        ``keys`` gives each hop its own connection key. ``parts`` (hop counts summing to
+        ``len(hops)``) makes it a *mirrored* flow for representative-replica runs
+        (:mod:`simulator.replicas`): each part stands for one flow of the full simulation, all
+        at one rate. At every rate change the network certifies that this is what the parts
+        would get as separate flows (each has a saturated link on which no flow is faster,
+        the max-min bottleneck condition, so the allocation is the separate flows' unique
+        max-min one) and that their latencies are equal; otherwise it raises
+        :class:`~simulator.errors.SymmetryBroken`.
         """
         self._check_bytes(nbytes)
         if key is None:
@@ -244,8 +278,13 @@ class Network:
             segments.append(self._segments(src, dst, via))
         if not segments:
             raise SpecError("a coupled transfer needs at least one hop", field="hops", value=hops)
+        if keys is not None and len(keys) != len(segments):
+            raise SpecError("needs one key per hop", field="keys", value=len(keys))
+        if parts is not None and (sum(parts) != len(segments) or min(parts) < 1):
+            raise SpecError("part sizes must sum to the number of hops", field="parts",
+                            value=parts)
         first = hops[0]
-        return self._flow(first[0], first[1], nbytes, tag, key, segments)
+        return self._flow(first[0], first[1], nbytes, tag, key, segments, keys, parts)
 
     def _check_bytes(self, nbytes) -> None:
         if not isinstance(nbytes, _NUMBER) or isinstance(nbytes, bool) or not (
@@ -321,10 +360,10 @@ class Network:
             flows.append((yield self._flow(u, v, nbytes, tag, key, [self._segments(u, v, None)])))
         return Staged(tuple(flows), sum(f.latency_s for f in flows))
 
-    def _flow(self, src, dst, nbytes, tag, key, hops) -> simpy.Event:
+    def _flow(self, src, dst, nbytes, tag, key, hops, keys=None, parts=None) -> simpy.Event:
         now = self.env.now
         flow = Flow(len(self.flows), src, dst, float(nbytes), tag, now, self.env.event(),
-                    transfers=len(hops), hops=hops, key=key)
+                    transfers=len(hops), hops=hops, key=key, hop_keys=keys, parts=parts)
         self.flows.append(flow)
         if not any(hops):  # every hop is a local copy (src == dst)
             flow.tx_end_s = now
@@ -518,6 +557,7 @@ class Network:
             self._slot_flow[slot] = None
             flow.tx_end_s = now
             self._deliver(flow, flow.latency_s)
+        self._mirrored.difference_update(due.tolist())
         self._finish[due] = self._due_at[due] = math.inf
         self._rate[due] = 0.0
         self._free.extend(due.tolist())
@@ -525,32 +565,54 @@ class Network:
         return due.size
 
     def _start(self, flows: list[Flow]) -> None:
-        """Route newly submitted flows and add the non-empty ones to the sharing."""
+        """Route newly submitted flows and add the non-empty ones to the sharing. A mirrored
+        flow that repeats an earlier one (same hops, keys and parts: the next microbatch's
+        copies) reuses its routes, as a connection keeps its path."""
         now = self.env.now
         src, dst, hashes = [], [], []  # as _requests, inline: this runs for every new flow
+        cached: dict[int, tuple] = {}
+        signatures: dict[int, tuple] = {}
         for f in flows:
-            for hop in f.hops:
+            if f.parts is not None:
+                sig = (tuple(tuple(h) for h in f.hops), f.key if f.hop_keys is None
+                       else tuple(f.hop_keys), f.parts)
+                hit = self._mirror_routes.get(sig)
+                if hit is not None:
+                    cached[f.id] = hit
+                    continue
+                signatures[f.id] = sig
+            for h, hop in enumerate(f.hops):
                 ends = (hop[0][0], hop[-1][1]) if hop else (0, 0)
+                fkey = f.key if f.hop_keys is None else f.hop_keys[h]
                 for i, (s, d, k) in enumerate(hop):
                     src.append(s)
                     dst.append(d)
-                    hashes.append(self._hash(ends, i, k, f.key))
-        paths = self._paths(src, dst, hashes)
+                    hashes.append(self._hash(ends, i, k, fkey))
+        paths = self._paths(src, dst, hashes) if src else []
         latency = self.links.latency_s
         slots, routed = [], []
         at = 0
         for flow in flows:
-            hop_links = []
-            flow.latency_s = 0.0
-            for hop in flow.hops:
-                parts = paths[at:at + len(hop)]
-                at += len(hop)
-                links = parts[0] if len(parts) == 1 else (
-                    np.concatenate(parts) if parts else np.empty(0, dtype=np.int64))
-                hop_links.append(links)
-                flow.latency_s = max(flow.latency_s, float(latency[links].sum()))
-            path = hop_links[0] if len(hop_links) == 1 else np.concatenate(hop_links)
-            flow.links = path
+            hit = cached.get(flow.id)
+            if hit is not None:
+                flow.links, flow.latency_s, flow.part_links = hit
+            else:
+                hop_links = []
+                flow.latency_s = 0.0
+                for hop in flow.hops:
+                    parts = paths[at:at + len(hop)]
+                    at += len(hop)
+                    links = parts[0] if len(parts) == 1 else (
+                        np.concatenate(parts) if parts else np.empty(0, dtype=np.int64))
+                    hop_links.append(links)
+                    flow.latency_s = max(flow.latency_s, float(latency[links].sum()))
+                if flow.parts is not None:
+                    self._mirror_parts(flow, hop_links)
+                flow.links = hop_links[0] if len(hop_links) == 1 else np.concatenate(hop_links)
+                if flow.id in signatures:
+                    self._mirror_routes[signatures[flow.id]] = (flow.links, flow.latency_s,
+                                                                flow.part_links)
+            path = flow.links
             flow.hops = []  # routed: the request is no longer needed
             if flow.nbytes == 0:
                 flow.tx_end_s = now
@@ -560,6 +622,8 @@ class Network:
                 self._grow(2 * self._slots)
             slot = self._free.pop()
             self._slot_flow[slot] = flow
+            if flow.parts is not None:
+                self._mirrored.add(slot)
             self._rem[slot] = self._size[slot] = flow.nbytes
             self._rate[slot] = 0.0
             self._since[slot] = now
@@ -601,6 +665,8 @@ class Network:
             # finished once the bytes left are within EPS_REL of the size
             self._due_at[moved] = self._finish[moved] - EPS_REL * self._size[moved] / new
             load = np.bincount(pair_link, weights=rates[pair_flow], minlength=used.size)
+            if self._mirrored:
+                self._certify(slots, rates, pair_flow, pair_link, used, load)
             links = np.union1d(changed, used)
             new_rate = np.zeros(links.size)
             new_rate[np.searchsorted(links, used)] = load
@@ -608,6 +674,37 @@ class Network:
             new_rate = np.zeros(links.size)
         self._set_link_rates(links, new_rate, now)
         self._arm_timer()
+
+    def _mirror_parts(self, flow: Flow, hop_links: list[np.ndarray]) -> None:
+        """Split a mirrored flow's routed hops into its parts; their latencies must agree."""
+        latency = self.links.latency_s
+        parts, at, lat = [], 0, []
+        for n in flow.parts:
+            links = hop_links[at:at + n]
+            at += n
+            parts.append(np.concatenate(links))
+            lat.append(max(float(latency[x].sum()) for x in links))
+        if max(lat) != min(lat):  # exactly: the copies must end at the same instant
+            raise SymmetryBroken(f"mirrored flow {flow.tag}: its copies' path latencies differ "
+                                 f"({min(lat):.6g} s to {max(lat):.6g} s)")
+        flow.part_links = parts
+
+    def _certify(self, slots, rates, pair_flow, pair_link, used, load) -> None:
+        """Raise :class:`SymmetryBroken` unless every part of every mirrored flow in ``slots``
+        has a bottleneck: a saturated link on which no flow is faster than it."""
+        tol = 1e-9
+        fastest = np.zeros(used.size)
+        np.maximum.at(fastest, pair_link, rates[pair_flow])
+        saturated = load >= self.links.bandwidth_Bps[used] * (1 - tol)
+        mirrored = np.fromiter(self._mirrored, dtype=np.int64, count=len(self._mirrored))
+        for i in np.flatnonzero(np.isin(slots, mirrored)).tolist():
+            flow = self._slot_flow[slots[i]]
+            ok = saturated & (rates[i] >= fastest * (1 - tol))
+            for p, links in enumerate(flow.part_links):
+                if not ok[np.searchsorted(used, links)].any():
+                    raise SymmetryBroken(
+                        f"mirrored flow {flow.tag}: copy {p} of {len(flow.part_links)} would run "
+                        "faster on its own (no bottleneck link shared at its rate)")
 
     def _set_link_rates(self, links: np.ndarray, rates: np.ndarray, now: float) -> None:
         old = self._link_rate[links]

@@ -14,8 +14,11 @@ group's links, which a test checks is absent on the presets this is meant for.
 """
 from __future__ import annotations
 
+import simpy
+
 from simulator.cluster import Cluster
-from simulator.engine import execute
+from simulator.engine import Engine
+from simulator.planner import CollectivePlanner
 from simulator.strategies.programs import Collective, CommBlock
 from simulator.taskgraph import TaskGraph
 
@@ -47,21 +50,25 @@ def tp_collective_keys(s, programs, gather) -> set[tuple[str, float, tuple[int, 
 def price_collectives(cluster: Cluster, nodes, keys, algorithm: str, *, seed: int = 0
                       ) -> dict[tuple[str, float, tuple[int, ...]], float]:
     """Seconds each ``(collective, bytes, group of ranks)`` takes alone on ``cluster``'s network
-    (ranks mapped to ``nodes``), run one after the other in one engine run."""
+    (ranks mapped to ``nodes``). Each is run from time zero on an idle copy of one network
+    (:meth:`~simulator.network.Network.spawn`: the routes are shared), so that two groups in
+    symmetric places get bit-identical prices, which :mod:`simulator.replicas` relies on."""
     ordered = sorted(keys)
     if not ordered:
         return {}
-    tg = TaskGraph(ranks=len(nodes))
-    previous = ()
+    base = cluster.network_factory(seed)(simpy.Environment())
+    planner = CollectivePlanner(base.graph, network=base, cross_nic=cluster.spec.cross_nic)
+    prices = {}
     for collective, nbytes, group in ordered:
-        previous = (tg.collective(collective, group, nbytes, algorithm=algorithm,
-                                  deps=previous, stream="comm"),)
-    run, _ = execute(tg, network_factory=cluster.network_factory(seed), rank_nodes=nodes,
-                     cross_nic=cluster.spec.cross_nic)
-    spans: dict[int, tuple[float, float]] = {}
-    for row in run.rows:
-        spans.setdefault(row[0], (row[8], row[9]))
-    return {key: spans[i][1] - spans[i][0] for i, key in enumerate(ordered)}
+        tg = TaskGraph(ranks=len(nodes))
+        tg.collective(collective, group, nbytes, algorithm=algorithm, stream="comm")
+        env = simpy.Environment()
+        network = base.spawn(env)
+        planner.network = network
+        run = Engine(env, network, tg, rank_nodes=nodes, planner=planner).run()
+        first = run.rows[0]
+        prices[(collective, nbytes, group)] = first[9] - first[8]
+    return prices
 
 
 def price_tp_collectives(cluster: Cluster, nodes, s, programs, gather) -> dict:
