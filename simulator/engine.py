@@ -19,6 +19,11 @@ members' nodes and runs its phases one after another: each coupled group of hops
 algorithm, phase, channel), so identical iterations take identical paths. A transfer is keyed by
 its stream and peer, never by its iteration or microbatch.
 
+With a :class:`~simulator.replicas.Folded` graph (representative replicas), only the
+representatives' operations run, but each transfer and collective moves the bytes of all its
+copies as mirrored flows (see :mod:`simulator.replicas`), and a collective starts once its
+representative members have arrived.
+
 Same task graph, network and seed: same timeline, bit for bit.
 """
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import simpy
 
+from simulator.errors import SymmetryBroken
 from simulator.planner import CollectivePlanner
 from simulator.planner.planner import connection_key
 from simulator.taskgraph import Op, TaskGraph
@@ -78,7 +84,16 @@ class Engine:
 
     def __init__(self, env: simpy.Environment, network, tg: TaskGraph, *,
                  rank_nodes: Sequence[Any], durations: np.ndarray | None = None,
-                 planner: CollectivePlanner | None = None) -> None:
+                 planner: CollectivePlanner | None = None, folded=None) -> None:
+        self.folded = folded
+        if folded is not None:
+            tg = folded.taskgraph
+            if durations is not None:
+                durations = durations[np.asarray(folded.original, dtype=np.int64)]
+            if getattr(network, "_staging", None):
+                raise SymmetryBroken("host-staged transfers (no GPUDirect RDMA) are not mirrored")
+        self.mirrors = folded.mirrors if folded is not None else {}
+        self.arrivals = folded.arrivals if folded is not None else {}
         if len(rank_nodes) < tg.ranks:
             raise ValueError(f"{tg.ranks} ranks but only {len(rank_nodes)} nodes")
         self.env = env
@@ -149,7 +164,10 @@ class Engine:
 
     # -- processes ---------------------------------------------------------------------------
     def run(self, until: float | None = None) -> EngineRun:
+        rep = self.folded.rep_of_rank if self.folded is not None else None
         for (rank, stream), op_ids in self.tg.streams().items():
+            if rep is not None and rep[rank] != rank:
+                continue  # a collective's member that a representative stands for
             if stream in self.unordered:
                 resource = simpy.Resource(self.env, capacity=1)
                 for op_id in op_ids:
@@ -220,11 +238,27 @@ class Engine:
             self._set_end(op.id, self.env.now)
 
     def _transfer(self, op: Op):
+        copies = self.mirrors.get(op.id)
+        if copies is not None:
+            yield from self._mirrored_transfer(op, copies)
+            return
         src, dst = self.rank_nodes[op.rank], self.rank_nodes[op.peer]
         if src != dst and op.nbytes > 0:
             self.events += 1
             yield self.network.transfer(src, dst, op.nbytes, tag=flow_label(op),
                                         key=transfer_key(op))
+
+    def _mirrored_transfer(self, op: Op, copies: list[Op]):
+        nodes = self.rank_nodes
+        hops = [(nodes[c.rank], nodes[c.peer], None) for c in copies]
+        moving = [h for h in hops if h[0] != h[1]]
+        if not moving:
+            return
+        if len(moving) != len(hops):
+            raise SymmetryBroken(f"{flow_label(op)}: some copies are local copies, others not")
+        self.events += 1
+        yield self.network.transfer_group(moving, op.nbytes, tag=flow_label(op),
+                                          key=transfer_key(op), parts=(1,) * len(moving))
 
     def _join_collective(self, op: Op, rank: int):
         done = self._coll_done.get(op.id)
@@ -232,7 +266,7 @@ class Engine:
             done = self._coll_done[op.id] = self.env.event()
         arrived = self._arrivals.get(op.id, 0) + 1
         self._arrivals[op.id] = arrived
-        if arrived == len(op.group):  # the last member in: wait for the dependencies, then run
+        if arrived == self.arrivals.get(op.id, len(op.group)):  # the last member in: wait for the dependencies, then run
             self.env.process(self._run_collective(op, done))
         self.events += 1
         yield done
@@ -246,6 +280,12 @@ class Engine:
             self.events += 1
             yield wait
         self._coll_start[op.id] = env.now
+        copies = self.mirrors.get(op.id)
+        if copies is not None:
+            yield from self._mirrored_collective(op, copies)
+            self._set_end(op.id, env.now)
+            done.succeed()
+            return
         members = tuple(self.rank_nodes[r] for r in op.group)
         plan = self.planner.plan(op.collective, op.algorithm, members, op.nbytes)
         self._coll_algorithm[op.id] = plan.algorithm
@@ -278,14 +318,77 @@ class Engine:
         done.succeed()
 
 
+    def _mirrored_collective(self, op: Op, copies: list[Op]):
+        """Every copy's plan, phase by phase in lock step: group ``g`` of phase ``k`` of all
+        copies is one mirrored flow whose parts are the copies' groups."""
+        env, network = self.env, self.network
+        runs = []
+        for c in copies:
+            members = tuple(self.rank_nodes[r] for r in c.group)
+            runs.append((members, self.planner.plan(c.collective, c.algorithm, members,
+                                                    c.nbytes)))
+        first = runs[0][1]
+        self._coll_algorithm[op.id] = first.algorithm
+        shape = _plan_shape(first)
+        for _, plan in runs[1:]:
+            if _plan_shape(plan) != shape:
+                raise SymmetryBroken(f"{flow_label(op)}: the copies of this collective are "
+                                     f"planned differently ({plan.algorithm} vs "
+                                     f"{first.algorithm}, or other phases)")
+        label = flow_label(op)
+        for k, phase in enumerate(first.phases):
+            events = []
+            for gi, g in enumerate(phase.groups):
+                size = g.fraction * op.nbytes
+                if size <= 0:
+                    continue
+                hops, keys, parts = [], [], []
+                for members, plan in runs:
+                    cg = plan.phases[k].groups[gi]
+                    key = connection_key(members, plan.algorithm, k, cg.channel)
+                    mine = [(h.src, h.dst, h.via) for h in cg.hops if h.src != h.dst]
+                    hops.extend(mine)
+                    keys.extend([key] * len(mine))
+                    parts.append(len(mine))
+                if not hops:
+                    continue
+                if min(parts) == 0:
+                    raise SymmetryBroken(f"{label}: some copies move bytes in phase {k}, "
+                                         "others do not")
+                events.append(network.transfer_group(hops, size, tag=label, key=keys[0],
+                                                     keys=keys, parts=tuple(parts)))
+            if not events:
+                continue
+            self.events += 1
+            result = yield simpy.AllOf(env, events)
+            if phase.steps > 1:
+                hop = max(flow.latency_s for flow in result.values())
+                if hop > 0:
+                    yield env.timeout((phase.steps - 1) * hop)
+
+
+def _plan_shape(plan) -> tuple:
+    """What must agree between the copies of a collective: phases, their staging and steps,
+    and per group its fraction of the bytes."""
+    return tuple((p.staging, p.steps, tuple(g.fraction for g in p.groups)) for p in plan.phases)
+
+
 def execute(tg: TaskGraph, *, network_factory: Callable[[simpy.Environment], Any],
             rank_nodes: Sequence[Any], seed: int = 0, jitter_cv: float = 0.0,
-            cross_nic: str = "auto"):
-    """Run ``tg`` in a fresh simpy environment; returns ``(EngineRun, network)``.
-    ``cross_nic`` as in :class:`~simulator.planner.CollectivePlanner`."""
+            cross_nic: str = "auto", folded=None, durations: np.ndarray | None = None):
+    """Run ``tg`` (or its :class:`~simulator.replicas.Folded` form ``folded``) in a fresh simpy
+    environment; returns ``(EngineRun, network)``. ``cross_nic`` as in
+    :class:`~simulator.planner.CollectivePlanner`; ``durations`` default to
+    :func:`sample_durations`. Rows of a folded run carry the full graph's op ids."""
     env = simpy.Environment()
     network = network_factory(env)
     planner = CollectivePlanner(network.graph, network=network, cross_nic=cross_nic)
+    if durations is None:
+        durations = sample_durations(tg, seed=seed, jitter_cv=jitter_cv)
     engine = Engine(env, network, tg, rank_nodes=rank_nodes, planner=planner,
-                    durations=sample_durations(tg, seed=seed, jitter_cv=jitter_cv))
-    return engine.run(), network
+                    durations=durations, folded=folded)
+    run = engine.run()
+    if folded is not None:
+        original = folded.original
+        run.rows = [(original[row[0]],) + row[1:] for row in run.rows]
+    return run, network

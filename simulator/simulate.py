@@ -12,8 +12,10 @@ from typing import Any
 import pandas as pd
 
 from simulator.cluster import Cluster, resolve_cluster
-from simulator.engine import TIMELINE_COLUMNS, execute
-from simulator.errors import UnknownNameError
+import numpy as np
+
+from simulator.engine import TIMELINE_COLUMNS, execute, sample_durations
+from simulator.errors import InfeasibleError, SymmetryBroken, UnknownNameError
 from simulator.memory import check_memory_table, memory_overflow_bytes, peak_memory_bytes
 from simulator.errors import SpecError
 from simulator.specs import SystemSpec, WorkloadSpec, with_workers
@@ -63,25 +65,28 @@ def simulate(workload: WorkloadSpec, system: SystemSpec, strategy, *, seed: int 
     memory = compiled.extra.get("memory")
     if memory is not None and on_overflow == "raise":  # what does not fit fails before it runs
         check_memory_table(memory)
-    run, network = execute(compiled.taskgraph,
-                           network_factory=cluster.network_factory(seed),
-                           rank_nodes=compiled.rank_nodes, seed=seed,
-                           cross_nic=system.cross_nic,
-                           jitter_cv=getattr(strategy, "jitter_cv", 0.0))
+    run, network, folded, reason = _run(compiled, cluster, system, strategy, seed)
     ops = pd.DataFrame(run.rows, columns=list(TIMELINE_COLUMNS))
     ops = ops.sort_values(["start_s", "rank", "op"], kind="stable").reset_index(drop=True)
-    iterations = _iteration_table(ops, compiled)
+    rep_op = folded.rep_of_op if folded is not None else None
+    rep_rank = (folded.rep_of_rank if folded is not None
+                else np.arange(compiled.taskgraph.ranks, dtype=np.int64))
+    iterations = _iteration_table(ops, compiled, rep_op)
     workers = compiled.worker_ranks or tuple(range(compiled.taskgraph.ranks))
-    devices = _device_table(ops, compiled, cluster)
+    devices = _device_table(ops, compiled, cluster, rep_rank)
     ops = _with_op_energy(ops, devices)
     flows = network.flows_table()
     metrics = _metrics(iterations, ops, devices, flows, compiled, strategy, workers)
+    metrics["fidelity"] = "replicas" if folded is not None else "full"
+    metrics["fidelity_reason"] = reason
+    metrics["simulated_ranks"] = (len(folded.ranks) if folded is not None
+                                  else compiled.taskgraph.ranks)
     hook = compiled.extra.get("metrics")
     if hook is not None:  # strategy-specific metrics (e.g. pipeline bubble, model TFLOP/s)
         metrics.update(hook(ops, iterations, metrics, compiled.taskgraph.meta))
     metrics.update(_energy_metrics(ops, devices, metrics["iteration_s"],
                                    int(iterations["iteration"].iloc[-1]),
-                                   compiled.global_batch))
+                                   compiled.global_batch, rep_rank))
     links = network.links_table()
     if len(links) and links["bytes"].sum() > 0:
         busiest = links.loc[links["utilisation"].idxmax()]
@@ -108,6 +113,44 @@ def simulate(workload: WorkloadSpec, system: SystemSpec, strategy, *, seed: int 
                      cluster=cluster, taskgraph=compiled.taskgraph, tables=tables)
 
 
+def _run(compiled: Compiled, cluster: Cluster, system: SystemSpec, strategy, seed: int):
+    """Run the task graph at the system's fidelity: ``(run, network, folded or None, why it
+    is or is not folded)``. ``auto`` falls back to every rank where the fold is refused or the
+    run finds the replicas asymmetric; ``replicas`` raises :class:`InfeasibleError` then."""
+    from simulator.replicas import AUTO_MIN_RANKS, fold
+    tg = compiled.taskgraph
+    fidelity = system.fidelity
+    durations = sample_durations(tg, seed=seed, jitter_cv=getattr(strategy, "jitter_cv", 0.0))
+    kwargs = dict(network_factory=cluster.network_factory(seed), rank_nodes=compiled.rank_nodes,
+                  seed=seed, cross_nic=system.cross_nic, durations=durations)
+    if fidelity == "full":
+        return (*execute(tg, **kwargs), None, "fidelity: full")
+    candidate = compiled.extra.get("replicas")
+    folded = None
+    if candidate is None:
+        reason = f"the {strategy.kind} strategy proposes no representative replicas"
+    elif fidelity == "auto" and tg.ranks < AUTO_MIN_RANKS:
+        reason = f"{tg.ranks} ranks, fewer than {AUTO_MIN_RANKS} (auto simulates them all)"
+    else:
+        devices = [cluster.device_of(node).name for node in compiled.rank_nodes]
+        out = fold(tg, candidate, durations, devices)
+        if isinstance(out, str):
+            reason = f"not symmetric: {out}"
+        else:
+            folded = out
+            reason = (f"{len(out.ranks)} representative ranks for {tg.ranks} (symmetric "
+                      "programs and devices; flows certified at run time)")
+    if folded is not None:
+        try:
+            return (*execute(tg, folded=folded, **kwargs), folded, reason)
+        except SymmetryBroken as exc:
+            reason = f"not symmetric on the network: {exc}"
+    if fidelity == "replicas":
+        raise InfeasibleError(f"representative replicas cannot stand for this run: {reason}; "
+                              "use system.fidelity: full or auto")
+    return (*execute(tg, **kwargs), None, reason)
+
+
 def calibration_metrics(cluster: Cluster, nodes) -> dict[str, str]:
     """Where the efficiency factors of the devices a run used come from (devices.json
     ``calibration``): ``calibration`` (one entry per device) and ``placeholder_devices``."""
@@ -123,19 +166,23 @@ def _total_nodes_hint(strategy) -> int:
     return getattr(strategy, "total_workers", strategy.workers)
 
 
-def _iteration_table(ops: pd.DataFrame, compiled: Compiled) -> pd.DataFrame:
+def _iteration_table(ops: pd.DataFrame, compiled: Compiled, rep_op=None) -> pd.DataFrame:
     ends = ops.groupby("op")["end_s"].max()
     rows = []
     previous = 0.0
     for it in sorted(compiled.iteration_ops):
-        end = float(ends.loc[compiled.iteration_ops[it]].max())
+        ids = compiled.iteration_ops[it]
+        if rep_op is not None:  # a representative run: each op ends when its representative
+            ids = sorted({int(rep_op[i]) for i in ids})
+        end = float(ends.loc[ids].max())
         rows.append({"iteration": it, "start_s": previous, "end_s": end,
                      "duration_s": end - previous})
         previous = end
     return pd.DataFrame(rows, columns=["iteration", "start_s", "end_s", "duration_s"])
 
 
-def _device_table(ops: pd.DataFrame, compiled: Compiled, cluster: Cluster) -> pd.DataFrame:
+def _device_table(ops: pd.DataFrame, compiled: Compiled, cluster: Cluster,
+                  rep_rank: np.ndarray) -> pd.DataFrame:
     """Per rank: compute busy time and utilisation over the run, and energy.
 
     Energy follows the power model of :mod:`simulator.costmodels.power`: a device draws its busy
@@ -148,7 +195,7 @@ def _device_table(ops: pd.DataFrame, compiled: Compiled, cluster: Cluster) -> pd
     rows = []
     for rank, node in enumerate(compiled.rank_nodes):
         device = cluster.device_of(node)
-        compute = float(per_rank.get(rank, 0.0))
+        compute = float(per_rank.get(int(rep_rank[rank]), 0.0))
         idle = max(end - compute, 0.0)
         rows.append({"rank": rank, "node": str(node), "device": device.name,
                      "compute_busy_s": compute,
@@ -166,11 +213,12 @@ def _with_op_energy(ops: pd.DataFrame, devices: pd.DataFrame) -> pd.DataFrame:
 
 
 def _energy_metrics(ops: pd.DataFrame, devices: pd.DataFrame, iteration_s: float,
-                    last: int, global_batch: int) -> dict[str, float]:
-    """Energy of one steady-state iteration over all devices, and per sample."""
+                    last: int, global_batch: int, rep_rank: np.ndarray) -> dict[str, float]:
+    """Energy of one steady-state iteration over all devices, and per sample (a rank that a
+    representative stands for is as busy as it)."""
     it = ops[(ops["iteration"] == last) & (ops["kind"] == "compute")]
     busy = (it["end_s"] - it["start_s"]).groupby(it["rank"]).sum()
-    busy = busy.reindex(devices["rank"], fill_value=0.0).to_numpy()
+    busy = busy.reindex(rep_rank[devices["rank"].to_numpy()], fill_value=0.0).to_numpy()
     idle = (iteration_s - busy).clip(min=0.0)
     energy = float((devices["busy_power_W"].to_numpy() * busy
                     + devices["idle_power_W"].to_numpy() * idle).sum())

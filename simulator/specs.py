@@ -63,7 +63,13 @@ class SystemSpec:
     ``None``: the topology's own, see :mod:`simulator.network.routing`). ``cross_nic`` is
     NCCL_CROSS_NIC for the collective planner: ``auto`` keeps each ring on its rail where a
     server's members allow it (NCCL's default, 2), ``never`` refuses otherwise (0), ``always``
-    lets channels leave through the next rail's NIC (1)."""
+    lets channels leave through the next rail's NIC (1).
+
+    ``fidelity`` (:mod:`simulator.replicas`): ``auto`` simulates one representative per
+    symmetric role where the strategy proposes it, the task graph proves it and the network
+    certifies it, for runs of 256 ranks or more, else every rank; ``replicas`` does so or
+    refuses; ``full`` simulates every rank. Results say which ran (``fidelity``,
+    ``fidelity_reason``, ``simulated_ranks``)."""
 
     topology: str
     device: str | None = None
@@ -71,6 +77,7 @@ class SystemSpec:
     gpus_per_server: int | None = None
     routing: str | None = None
     cross_nic: str = "auto"
+    fidelity: str = "auto"
 
     def __post_init__(self) -> None:
         from simulator.planner import CROSS_NIC
@@ -82,6 +89,8 @@ class SystemSpec:
         if self.routing is not None:
             _choice(self.routing, "system.routing", ROUTINGS)
         _choice(self.cross_nic, "system.cross_nic", CROSS_NIC)
+        from simulator.replicas import FIDELITIES
+        _choice(self.fidelity, "system.fidelity", FIDELITIES)
 
     def topology_for(self, workers: int) -> str:
         """The topology string with ``{workers}`` and ``{servers}`` filled in."""

@@ -76,8 +76,10 @@ def compile_data_parallel(workload: WorkloadSpec, cluster: Cluster, strategy: Da
         workload, cluster, nodes,
         [split_batch(per_worker[r], strategy.accumulation)[0] for r in range(w)], cache.graph,
         zero_stage=strategy.zero_stage)
+    # every worker runs the same program: one representative, checked by simulator.replicas
     return Compiled(taskgraph=tg, rank_nodes=nodes, global_batch=global_batch,
-                    iteration_ops=_iteration_ends(tg), extra={"memory": memory})
+                    iteration_ops=_iteration_ends(tg),
+                    extra={"memory": memory, "replicas": [0] * w})
 
 
 def _through_parallel3d(workload: WorkloadSpec, cluster: Cluster, strategy: DataParallelSpec,

@@ -30,6 +30,7 @@ from simulator.strategies.registry import Compiled, register
 from simulator.strategies.schedules import emission_order, schedule
 from simulator.memory.states import local_layer_params
 from simulator.strategies.tensor_parallel import tensor_parallel_plan
+from simulator.replicas import translations
 from simulator.taskgraph import TaskGraph
 from workloads.ops import PHASES, Work
 
@@ -129,6 +130,9 @@ def compile_parallel3d(workload: WorkloadSpec, cluster: Cluster, strategy: Paral
     table = memory_table_3d(workload, cluster, nodes, s, graph, units, stage_units, programs,
                             m, extra_params=_extra_params(tied, s, dtype_bytes))
     extra["memory"] = table  # simulate() checks it fits before the engine runs
+    # candidate representatives: one rank per stage (data- and tensor-parallel coordinates 0);
+    # simulator.replicas proves or refuses it
+    extra["replicas"] = translations((s.pp, s.dp, s.tp), (1, 2)).tolist()
     return Compiled(taskgraph=tg, rank_nodes=nodes, global_batch=workload.batch,
                     iteration_ops=emitter.iteration_ends, extra=extra)
 
