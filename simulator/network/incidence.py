@@ -108,7 +108,7 @@ class Incidence:
         tail_links = self.link[tail]
         seen_link = np.zeros(self.n_links, dtype=bool)
         seen_flow = np.zeros(self.start.size, dtype=bool)
-        frontier = np.unique(links)
+        frontier = _distinct(np.asarray(links, dtype=np.int64), self._scratch(self.n_links))
         seen_link[frontier] = True
         for _ in range(_MAX_ROUNDS):
             lo = self._link_start[frontier]
@@ -118,16 +118,24 @@ class Incidence:
                 on_frontier[frontier] = True
                 pairs = np.concatenate([pairs, tail[on_frontier[tail_links]]])
             flows = self.slot[pairs[self.alive[pairs]]]
-            flows = np.unique(flows[~seen_flow[flows]])
+            flows = _distinct(flows[~seen_flow[flows]], self._scratch(self.start.size))
             if flows.size == 0:
                 return np.nonzero(seen_flow)[0]
             seen_flow[flows] = True
-            reached = np.unique(self.link[_ranges(self.start[flows], self.length[flows])])
-            frontier = reached[~seen_link[reached]]
+            reached = self.link[_ranges(self.start[flows], self.length[flows])]
+            frontier = _distinct(reached[~seen_link[reached]], self._scratch(self.n_links))
             if frontier.size == 0:
                 return np.nonzero(seen_flow)[0]
             seen_link[frontier] = True
         return self.active()
+
+    def _scratch(self, size: int) -> np.ndarray:
+        """A reusable integer array of at least ``size`` entries (for :func:`_distinct`)."""
+        buf = getattr(self, "_buf", None)
+        if buf is None or buf.size < size:
+            buf = self._buf = np.zeros(max(size, 2 * (0 if buf is None else buf.size)),
+                                       dtype=np.int64)
+        return buf
 
     # ------------------------------------------------------------------ upkeep
     def _reindex(self) -> None:
@@ -150,3 +158,14 @@ class Incidence:
         self.alive[n:self.size] = False
         self.size, self.dead = n, 0
         self._reindex()
+
+
+def _distinct(values: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """The distinct entries of ``values`` (in no particular order), in time linear in its size:
+    one of each value's positions wins in ``scratch`` (which one does not matter), and only
+    that position is kept."""
+    if values.size < 2:
+        return values
+    index = np.arange(values.size)
+    scratch[values] = index
+    return values[scratch[values] == index]

@@ -183,6 +183,7 @@ class Network:
         self._transit = self._transit_components()
         self._staging = staging_hosts(graph)
         self._mirror_routes: dict[tuple, tuple] = {}  # mirrored flows' routes by request
+        self._mirror_segments: dict[tuple, list] = {}  # and their hops' segments
         self._reset(env)
 
     def spawn(self, env: simpy.Environment) -> "Network":
@@ -197,7 +198,7 @@ class Network:
     #: What :meth:`spawn` shares: the topology, its routing and caches of routes.
     _STATIC = frozenset(("graph", "links", "router", "fabric_router", "routing", "seed",
                          "_server", "_nic", "_port", "local_copy_Bps", "record_utilisation",
-                         "_transit", "_staging", "_mirror_routes"))
+                         "_transit", "_staging", "_mirror_routes", "_mirror_segments"))
 
     def _reset(self, env: simpy.Environment) -> None:
         self.env = env
@@ -272,10 +273,15 @@ class Network:
         self._check_bytes(nbytes)
         if key is None:
             key = tag
-        segments = []
-        for src, dst, via in hops:
-            self._check_endpoints(src, dst)
-            segments.append(self._segments(src, dst, via))
+        hops = tuple(hops)
+        segments = self._mirror_segments.get(hops) if parts is not None else None
+        if segments is None:
+            segments = []
+            for src, dst, via in hops:
+                self._check_endpoints(src, dst)
+                segments.append(self._segments(src, dst, via))
+            if parts is not None:  # mirrored flows repeat (every microbatch's sends)
+                self._mirror_segments[hops] = segments
         if not segments:
             raise SpecError("a coupled transfer needs at least one hop", field="hops", value=hops)
         if keys is not None and len(keys) != len(segments):
@@ -687,7 +693,9 @@ class Network:
         if max(lat) != min(lat):  # exactly: the copies must end at the same instant
             raise SymmetryBroken(f"mirrored flow {flow.tag}: its copies' path latencies differ "
                                  f"({min(lat):.6g} s to {max(lat):.6g} s)")
-        flow.part_links = parts
+        # the parts' links end to end, and where each part starts (for _certify)
+        starts = np.cumsum([0] + [p.size for p in parts[:-1]])
+        flow.part_links = (np.concatenate(parts), starts)
 
     def _certify(self, slots, rates, pair_flow, pair_link, used, load) -> None:
         """Raise :class:`SymmetryBroken` unless every part of every mirrored flow in ``slots``
@@ -697,14 +705,17 @@ class Network:
         np.maximum.at(fastest, pair_link, rates[pair_flow])
         saturated = load >= self.links.bandwidth_Bps[used] * (1 - tol)
         mirrored = np.fromiter(self._mirrored, dtype=np.int64, count=len(self._mirrored))
+        bottleneck = np.zeros(len(self._link_rate), dtype=bool)
         for i in np.flatnonzero(np.isin(slots, mirrored)).tolist():
             flow = self._slot_flow[slots[i]]
-            ok = saturated & (rates[i] >= fastest * (1 - tol))
-            for p, links in enumerate(flow.part_links):
-                if not ok[np.searchsorted(used, links)].any():
-                    raise SymmetryBroken(
-                        f"mirrored flow {flow.tag}: copy {p} of {len(flow.part_links)} would run "
-                        "faster on its own (no bottleneck link shared at its rate)")
+            bottleneck[used] = saturated & (rates[i] >= fastest * (1 - tol))
+            cat, starts = flow.part_links
+            held = np.logical_or.reduceat(bottleneck[cat], starts)
+            if not held.all():
+                p = int(np.flatnonzero(~held)[0])
+                raise SymmetryBroken(
+                    f"mirrored flow {flow.tag}: copy {p} of {starts.size} would run "
+                    "faster on its own (no bottleneck link shared at its rate)")
 
     def _set_link_rates(self, links: np.ndarray, rates: np.ndarray, now: float) -> None:
         old = self._link_rate[links]
