@@ -44,11 +44,17 @@ class Cluster:
                             field=f"nodes.{node}", value=attrs)
         return get_device(name)
 
-    def network_factory(self, seed: int = 0):
+    def at_fidelity(self, fidelity: str) -> "Cluster":
+        """This cluster with ``system.fidelity`` set to ``fidelity`` (same graph)."""
+        from dataclasses import replace
+        return replace(self, spec=replace(self.spec, fidelity=fidelity))
+
+    def network_factory(self, seed: int = 0, *, record_utilisation: bool = True):
         """A function of a simpy environment making this cluster's network (with the system
         spec's routing override)."""
         from simulator.network import Network
-        return lambda env: Network(env, self.graph, seed=seed, routing=self.spec.routing)
+        return lambda env: Network(env, self.graph, seed=seed, routing=self.spec.routing,
+                                   record_utilisation=record_utilisation)
 
     def server_of(self, node: Hashable) -> Any:
         attrs = self.graph.nodes[node]

@@ -66,6 +66,8 @@ class Folded:
     rep_of_rank: np.ndarray
     mirrors: dict[int, list[Op]] = field(default_factory=dict)
     arrivals: dict[int, int] = field(default_factory=dict)
+    #: True when a strategy emitted the representatives directly (no full graph was built)
+    emitted: bool = False
 
     @property
     def ranks(self) -> list[int]:

@@ -65,7 +65,9 @@ def simulate(workload: WorkloadSpec, system: SystemSpec, strategy, *, seed: int 
     memory = compiled.extra.get("memory")
     if memory is not None and on_overflow == "raise":  # what does not fit fails before it runs
         check_memory_table(memory)
-    run, network, folded, reason = _run(compiled, cluster, system, strategy, seed)
+    run, network, folded, reason, compiled = _run(
+        compiled, cluster, system, strategy, seed,
+        lambda: compiler(strategy.kind)(workload, cluster.at_fidelity("full"), strategy, cache))
     ops = pd.DataFrame(run.rows, columns=list(TIMELINE_COLUMNS))
     ops = ops.sort_values(["start_s", "rank", "op"], kind="stable").reset_index(drop=True)
     rep_op = folded.rep_of_op if folded is not None else None
@@ -81,6 +83,7 @@ def simulate(workload: WorkloadSpec, system: SystemSpec, strategy, *, seed: int 
     metrics["fidelity_reason"] = reason
     metrics["simulated_ranks"] = (len(folded.ranks) if folded is not None
                                   else compiled.taskgraph.ranks)
+    metrics["records"] = records_level(system, compiled.taskgraph.ranks)
     hook = compiled.extra.get("metrics")
     if hook is not None:  # strategy-specific metrics (e.g. pipeline bubble, model TFLOP/s)
         metrics.update(hook(ops, iterations, metrics, compiled.taskgraph.meta))
@@ -113,20 +116,42 @@ def simulate(workload: WorkloadSpec, system: SystemSpec, strategy, *, seed: int 
                      cluster=cluster, taskgraph=compiled.taskgraph, tables=tables)
 
 
-def _run(compiled: Compiled, cluster: Cluster, system: SystemSpec, strategy, seed: int):
+def _run(compiled: Compiled, cluster: Cluster, system: SystemSpec, strategy, seed: int,
+         recompile):
     """Run the task graph at the system's fidelity: ``(run, network, folded or None, why it
-    is or is not folded)``. ``auto`` falls back to every rank where the fold is refused or the
-    run finds the replicas asymmetric; ``replicas`` raises :class:`InfeasibleError` then."""
+    is or is not folded, the compiled run)``. ``auto`` falls back to every rank where the fold
+    is refused or the run finds the replicas asymmetric (``recompile()`` gives the full task
+    graph where the strategy emitted representatives only); ``replicas`` raises
+    :class:`InfeasibleError` then."""
     from simulator.replicas import AUTO_MIN_RANKS, fold
     tg = compiled.taskgraph
     fidelity = system.fidelity
-    durations = sample_durations(tg, seed=seed, jitter_cv=getattr(strategy, "jitter_cv", 0.0))
-    kwargs = dict(network_factory=cluster.network_factory(seed), rank_nodes=compiled.rank_nodes,
-                  seed=seed, cross_nic=system.cross_nic, durations=durations)
+    jitter_cv = getattr(strategy, "jitter_cv", 0.0)
+    full_records = records_level(system, tg.ranks) == "full"
+    kwargs = dict(network_factory=cluster.network_factory(seed, record_utilisation=full_records),
+                  rank_nodes=compiled.rank_nodes, seed=seed, cross_nic=system.cross_nic)
+    folded = compiled.extra.get("folded")
+    if folded is not None:  # the strategy emitted representatives (and proved them)
+        reason = (f"{len(folded.ranks)} representative ranks for {tg.ranks} (symmetric "
+                  "programs and devices, emitted directly; flows certified at run time)")
+        try:
+            durations = sample_durations(tg, seed=seed, jitter_cv=jitter_cv)
+            return (*execute(tg, folded=folded, durations=durations, **kwargs), folded, reason,
+                    compiled)
+        except SymmetryBroken as exc:
+            reason = f"not symmetric on the network: {exc}"
+        if fidelity == "replicas":
+            raise InfeasibleError(f"representative replicas cannot stand for this run: "
+                                  f"{reason}; use system.fidelity: full or auto")
+        compiled = recompile()
+        tg = compiled.taskgraph
+        durations = sample_durations(tg, seed=seed, jitter_cv=jitter_cv)
+        return (*execute(tg, durations=durations, **kwargs), None, reason, compiled)
+    durations = sample_durations(tg, seed=seed, jitter_cv=jitter_cv)
+    kwargs["durations"] = durations
     if fidelity == "full":
-        return (*execute(tg, **kwargs), None, "fidelity: full")
+        return (*execute(tg, **kwargs), None, "fidelity: full", compiled)
     candidate = compiled.extra.get("replicas")
-    folded = None
     if candidate is None:
         reason = f"the {strategy.kind} strategy proposes no representative replicas"
     elif fidelity == "auto" and tg.ranks < AUTO_MIN_RANKS:
@@ -142,13 +167,21 @@ def _run(compiled: Compiled, cluster: Cluster, system: SystemSpec, strategy, see
                       "programs and devices; flows certified at run time)")
     if folded is not None:
         try:
-            return (*execute(tg, folded=folded, **kwargs), folded, reason)
+            return (*execute(tg, folded=folded, **kwargs), folded, reason, compiled)
         except SymmetryBroken as exc:
             reason = f"not symmetric on the network: {exc}"
     if fidelity == "replicas":
         raise InfeasibleError(f"representative replicas cannot stand for this run: {reason}; "
                               "use system.fidelity: full or auto")
-    return (*execute(tg, **kwargs), None, reason)
+    return (*execute(tg, **kwargs), None, reason, compiled)
+
+
+def records_level(system: SystemSpec, ranks: int) -> str:
+    """``full`` or ``summary``: what ``system.records`` means for a run of ``ranks`` ranks."""
+    from simulator.replicas import AUTO_MIN_RANKS
+    if system.records != "auto":
+        return system.records
+    return "full" if ranks < AUTO_MIN_RANKS else "summary"
 
 
 def calibration_metrics(cluster: Cluster, nodes) -> dict[str, str]:

@@ -53,6 +53,10 @@ class WorkloadSpec:
         _choice(self.unknown_layers, "workload.unknown_layers", ("error", "free"))
 
 
+#: ``system.records`` levels (see :class:`SystemSpec`).
+RECORDS = ("auto", "full", "summary")
+
+
 @dataclass(frozen=True, kw_only=True)
 class SystemSpec:
     """Where it runs: a topology (preset, builder call or file; ``{servers}`` and ``{workers}``
@@ -69,7 +73,11 @@ class SystemSpec:
     symmetric role where the strategy proposes it, the task graph proves it and the network
     certifies it, for runs of 256 ranks or more, else every rank; ``replicas`` does so or
     refuses; ``full`` simulates every rank. Results say which ran (``fidelity``,
-    ``fidelity_reason``, ``simulated_ranks``)."""
+    ``fidelity_reason``, ``simulated_ranks``).
+
+    ``records``: ``full`` keeps every link-rate change (the ``utilisation`` table and the
+    trace's link counters); ``summary`` keeps per-link and per-flow totals only; ``auto``
+    (default) is ``full`` below 256 ranks and ``summary`` from there on."""
 
     topology: str
     device: str | None = None
@@ -78,6 +86,7 @@ class SystemSpec:
     routing: str | None = None
     cross_nic: str = "auto"
     fidelity: str = "auto"
+    records: str = "auto"
 
     def __post_init__(self) -> None:
         from simulator.planner import CROSS_NIC
@@ -91,6 +100,7 @@ class SystemSpec:
         _choice(self.cross_nic, "system.cross_nic", CROSS_NIC)
         from simulator.replicas import FIDELITIES
         _choice(self.fidelity, "system.fidelity", FIDELITIES)
+        _choice(self.records, "system.records", RECORDS)
 
     def topology_for(self, workers: int) -> str:
         """The topology string with ``{workers}`` and ``{servers}`` filled in."""

@@ -46,8 +46,12 @@ def assert_same_run(full, reps):
     link_bytes = lambda r: r.links.set_index(["src", "dst"])["bytes"].sort_index()
     assert np.array_equal(link_bytes(reps).to_numpy(), link_bytes(full).to_numpy())
     # the representatives' operations are the full run's operations, start and end
-    key = ["op", "rank", "start_s", "end_s"]
-    merged = reps.ops[key].merge(full.ops[key], on=["op", "rank"], suffixes=("", "_full"))
+    # (a strategy that emits representatives directly numbers them its own way: match them by
+    # what they are)
+    what = ["rank", "stream", "kind", "name", "phase", "microbatch", "iteration"]
+    named = lambda r: r.ops.sort_values("op", kind="stable").assign(
+        nth=lambda f: f.groupby(what).cumcount())[what + ["nth", "start_s", "end_s"]]
+    merged = named(reps).merge(named(full), on=what + ["nth"], suffixes=("", "_full"))
     assert len(merged) == len(reps.ops)
     assert (merged["start_s"] == merged["start_s_full"]).all()
     assert (merged["end_s"] == merged["end_s_full"]).all()
@@ -225,3 +229,53 @@ def test_a_mirrored_flow_over_asymmetric_parts_is_refused():
 def test_fidelity_is_validated():
     with pytest.raises(SpecError, match="fidelity"):
         SystemSpec(topology="server(server='dgx_a100')", fidelity="some")
+
+
+def compile_both(workload, topology, strategy):
+    """The representative emission and the fold of the full emission of one question."""
+    from simulator.cluster import resolve_cluster
+    from simulator.engine import sample_durations
+    from simulator.strategies.common import CostCache
+    from simulator.strategies.registry import compiler
+    system = SystemSpec(topology=topology, fidelity="replicas")
+    cluster = resolve_cluster(system, strategy.workers)
+    compile_ = compiler(strategy.kind)
+    direct = compile_(workload, cluster, strategy, CostCache(workload, system.cost_model))
+    full = compile_(workload, cluster.at_fidelity("full"), strategy,
+                    CostCache(workload, system.cost_model))
+    tg = full.taskgraph
+    devices = [cluster.device_of(n).name for n in full.rank_nodes]
+    folded = fold(tg, full.extra["replicas"], sample_durations(tg, seed=0, jitter_cv=0.0), devices)
+    assert not isinstance(folded, str), folded
+    return direct, full, folded
+
+
+@pytest.mark.parametrize("options", [
+    dict(tp_comm="isolated", granularity="pass"),
+    dict(tp_comm="isolated", granularity="pass", scatter_gather=True),
+    dict(tp_comm="network", granularity="layer"),
+    dict(tp_comm="network", granularity="layer", scatter_gather=True),
+    dict(tp_comm="network", granularity="layer", sequence_parallel=True),
+    dict(tp_comm="network", schedule="gpipe", overlap_dp=False),
+    dict(tp_comm="isolated", schedule="interleaved", chunks=2, granularity="fused"),
+    dict(tp_comm="network", zero_stage=1),
+    dict(tp_comm="network", zero_stage=2, overlap_dp=False, pp=1, dp=8, microbatches=2),
+    dict(tp_comm="isolated", zero_stage=2, bucket_bytes=1e5, pp=1, dp=8, microbatches=2),
+])
+def test_representative_emission_is_the_fold_of_the_full_emission(gpt, options):
+    workload = WorkloadSpec(net=gpt, batch=16, dtype="fp16", optimizer="adam")
+    strategy = Parallel3DSpec(**{"tp": 2, "pp": 2, "dp": 4, "microbatches": 4, "iterations": 2,
+                                 **options})
+    direct, full, folded = compile_both(workload, "single_switch(servers=2, server='dgx_a100')",
+                                        strategy)
+    emitted = direct.extra["folded"]
+    assert emitted.emitted and len(direct.taskgraph.ops) < len(full.taskgraph.ops)
+    assert direct.taskgraph.ops == folded.taskgraph.ops
+    copies = lambda f: {i: [(c.rank, c.peer, c.group, c.nbytes) for c in m]
+                        for i, m in f.mirrors.items()}
+    assert copies(emitted) == copies(folded)
+    assert emitted.arrivals == folded.arrivals
+    for it, ids in full.iteration_ops.items():
+        mapped = sorted({int(folded.rep_of_op[i]) for i in ids})
+        assert sorted(direct.iteration_ops[it]) == [int(np.flatnonzero(
+            np.asarray(folded.original) == m)[0]) for m in mapped]

@@ -77,13 +77,12 @@ def utilisation_table(network) -> pd.DataFrame:
     constant: ``link, src, dst, bandwidth_Bps, start_s, end_s, rate_Bps, utilisation``.
 
     Intervals cover each link from its first change on; a link with no row was never used. The last
-    interval of a link ends now. Made for counter tracks (e.g. Chrome trace ``"C"`` events).
+    interval of a link ends now. Empty for a network made with ``record_utilisation=False``.
+    Made for counter tracks (e.g. Chrome trace ``"C"`` events).
     """
-    if not network.record_utilisation:
-        raise ValueError("this Network was made with record_utilisation=False")
     columns = ["link", "src", "dst", "bandwidth_Bps", "start_s", "end_s", "rate_Bps",
                "utilisation"]
-    if not network._series:
+    if not network.record_utilisation or not network._series:
         return pd.DataFrame(columns=columns)
     links = np.concatenate([l for l, _, _ in network._series])
     starts = np.concatenate([np.full(l.size, t) for l, t, _ in network._series])

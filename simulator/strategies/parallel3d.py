@@ -113,6 +113,10 @@ def compile_parallel3d(workload: WorkloadSpec, cluster: Cluster, strategy: Paral
     if s.tp_comm == "isolated" and s.tp > 1:
         from simulator.strategies.isolated import price_tp_collectives
         emit_plan.prices = price_tp_collectives(cluster, nodes, s, programs, gather)
+    rep_of_rank = translations((s.pp, s.dp, s.tp), (1, 2))
+    refusal = representative_refusal(cluster, s, emit_plan, [d.name for d in devices],
+                                     rep_of_rank)
+    emit_plan.reps = refusal is None
     actions = schedule(s.schedule, s.pp, m, s.chunks)
     order = emission_order(actions, s.pp, s.chunks)
     hyper = graph.spec.raw.get("transformer") if graph.spec.raw else None
@@ -126,15 +130,78 @@ def compile_parallel3d(workload: WorkloadSpec, cluster: Cluster, strategy: Paral
     for it in range(s.iterations):
         emitter.iteration(it, actions, order)
     extra = {"metrics": pipeline_metrics_hook}
+    if emit_plan.reps:
+        emitter.normalise()
+        extra["folded"] = folded_emission(tg, rep_of_rank, emitter.mirrors)
+    elif refusal:
+        extra["replicas_refused"] = refusal
     from simulator.strategies.parallel3d_memory import memory_table_3d
     table = memory_table_3d(workload, cluster, nodes, s, graph, units, stage_units, programs,
                             m, extra_params=_extra_params(tied, s, dtype_bytes))
     extra["memory"] = table  # simulate() checks it fits before the engine runs
     # candidate representatives: one rank per stage (data- and tensor-parallel coordinates 0);
     # simulator.replicas proves or refuses it
-    extra["replicas"] = translations((s.pp, s.dp, s.tp), (1, 2)).tolist()
+    extra["replicas"] = rep_of_rank.tolist()
     return Compiled(taskgraph=tg, rank_nodes=nodes, global_batch=workload.batch,
                     iteration_ops=emitter.iteration_ends, extra=extra)
+
+
+def representative_refusal(cluster: Cluster, s: Parallel3DSpec, plan: Plan, devices,
+                           rep_of_rank) -> str | None:
+    """Why the stages' ranks cannot be emitted as one representative each, or ``None``.
+
+    Emitting representatives alone (:class:`~simulator.strategies.pipeline_emit.Emitter` with
+    ``reps``) skips the full task graph, so the symmetry :func:`simulator.replicas.fold` would
+    prove on it is proved here on what the emitter replays: every rank of a stage has the same
+    device, the very same stage programs, optimizer step, gradient bytes and (``tp_comm:
+    isolated``) the same price of every tensor-parallel collective, to the last bit; the
+    emitter treats every position alike given these (a test compares it with the fold of the
+    full emission). ``None`` also needs the system's fidelity to ask for representatives.
+    """
+    from simulator.replicas import AUTO_MIN_RANKS
+    fidelity = cluster.spec.fidelity
+    if fidelity == "full" or (fidelity == "auto" and s.workers < AUTO_MIN_RANKS):
+        return ""  # not asked for: not a refusal
+    if s.zero_stage == 3:
+        return "ZeRO-3's parameter prefetch is emitted for every rank"
+    if s.workers == s.pp:
+        return ""  # one rank per stage already
+    for r in range(s.workers):
+        o = int(rep_of_rank[r])
+        if r == o:
+            continue
+        if devices[r] != devices[o]:
+            return f"not symmetric: rank {r} runs on a {devices[r]}, its representative {o} on " \
+                   f"a {devices[o]}"
+        if any(a is not b for a, b in zip(plan.programs[r], plan.programs[o])):
+            return f"not symmetric: rank {r} replays other stage programs than rank {o}"
+        if plan.update_s[r] != plan.update_s[o] or plan.grad_bytes[r] != plan.grad_bytes[o]:
+            return f"not symmetric: rank {r}'s optimizer step differs from rank {o}'s"
+    if plan.prices:
+        tp = s.tp
+        first = {}
+        for (collective, nbytes, group), seconds in plan.prices.items():
+            k = group[0] // (s.dp * tp)
+            rep_group = tuple(s.rank(k, 0, t) for t in range(tp))
+            want = plan.prices.get((collective, nbytes, rep_group))
+            if want != seconds:
+                return (f"not symmetric: the {collective} of {nbytes:.0f} bytes takes {seconds!r} "
+                        f"s over ranks {group[0]}..{group[-1]}, {want!r} s over "
+                        f"{rep_group[0]}..{rep_group[-1]}")
+    return None
+
+
+def folded_emission(tg: TaskGraph, rep_of_rank, mirrors) -> "Folded":
+    """The :class:`~simulator.replicas.Folded` form of a representative emission: the graph
+    is already folded (each op its own representative)."""
+    import numpy as np
+    from simulator.replicas import Folded
+    rep = np.asarray(rep_of_rank, dtype=np.int64)
+    arrivals = {op.id: sum(1 for r in op.group if rep[r] == r) for op in tg.ops
+                if op.kind == "collective"}
+    n = len(tg.ops)
+    return Folded(taskgraph=tg, original=range(n), rep_of_op=np.arange(n, dtype=np.int64),
+                  rep_of_rank=rep, mirrors=mirrors, arrivals=arrivals, emitted=True)
 
 
 def pipeline_metrics_hook(ops, iterations, metrics, meta):

@@ -60,9 +60,23 @@ class Plan:
     tied: list[tuple[int, int, float]]      # (owner virtual stage, user virtual stage, bytes)
     prices: dict = field(default_factory=dict)  # (collective, nbytes, group) -> seconds
     grad_scale: float = 1.0                 # gradient bytes per parameter byte (grad_dtype)
+    reps: bool = False                      # emit one rank per stage (see Emitter)
 
 
 class Emitter:
+    """Emits the plan's iterations into ``tg``.
+
+    With ``plan.reps`` it emits only the representative of each stage (data- and
+    tensor-parallel coordinates 0), exactly the operations :func:`simulator.replicas.fold`
+    keeps of the full emission, in the same order: every loop over a stage's ranks or groups
+    runs for the representative's only, and its results stand for all positions (a position's
+    operation *is* its representative's, as the fold maps it). Each transfer and collective
+    records its copies in :attr:`mirrors` (shared lists, one per distinct set of copies). The
+    compiler uses it only where the ranks of every stage are proved to replay the same inputs
+    (:func:`~simulator.strategies.parallel3d.representative_refusal`); a test checks that the
+    result equals the fold of the full emission.
+    """
+
     def __init__(self, tg: TaskGraph, plan: Plan) -> None:
         self.tg = tg
         self.plan = plan
@@ -80,6 +94,45 @@ class Emitter:
         self.homogeneous = [all(all(a is b for a, b in zip(plan.programs[r],
                                                            plan.programs[ranks[0]]))
                                 for r in ranks) for ranks in self.ranks]
+        self.reps = plan.reps
+        self.mirrors: dict[int, list] = {}
+        self._copy_lists: dict[tuple, list] = {}
+
+    # -- representative emission -------------------------------------------------------------
+    def _span(self, lo: int, hi: int):
+        """Positions ``lo..hi-1`` of a stage whose operations are emitted (the representative's
+        alone in a representative emission, where only groups holding it are visited)."""
+        return (lo,) if self.reps else range(lo, hi)
+
+    def _count(self, n: int) -> int:
+        """How many of ``n`` groups are emitted."""
+        return 1 if self.reps else n
+
+    def _mirror(self, op_id: int, copies: list[tuple]) -> None:
+        """Record the copies of a representative transfer (``(rank, peer)``) or collective
+        (``(group,)``) ``op_id``; one shared list per distinct set."""
+        if not self.reps or len(copies) < 2:
+            return
+        op = self.tg.ops[op_id]
+        key = (op.kind, op.nbytes, op.collective, op.algorithm, op.stream, tuple(copies))
+        hit = self._copy_lists.get(key)
+        if hit is None:
+            if op.kind == "transfer":
+                hit = [op._replace(id=-1, rank=r, peer=p, deps=()) for r, p in copies]
+            else:
+                hit = [op._replace(id=-1, rank=g[0], group=g, deps=()) for (g,) in copies]
+            self._copy_lists[key] = hit
+        self.mirrors[op_id] = hit
+
+    def normalise(self) -> None:
+        """A representative emission's dependencies as the fold writes them: sorted, each once
+        (a position's dependency is its representative's, so the same id can repeat)."""
+        ops = self.tg.ops
+        for i, op in enumerate(ops):
+            if len(op.deps) > 1:
+                deps = tuple(sorted(set(op.deps)))
+                if deps != op.deps:
+                    ops[i] = op._replace(deps=deps)
 
     # -- one iteration ---------------------------------------------------------------------
     def iteration(self, it: int, actions: list[list[Action]],
@@ -133,23 +186,28 @@ class Emitter:
         """The receiving tensor-parallel groups all-gather the pieces sent by scatter_gather."""
         tg, tp = self.tg, self.tp
         out = list(pending)
-        for g in range(self.dp):
-            members = self.ranks[k][g * tp:(g + 1) * tp]
-            deps = tuple(transfers[g * tp:(g + 1) * tp]) + tuple(
-                d for n in range(g * tp, (g + 1) * tp) for d in pending[n])
+        ranks = self.ranks[k]
+        for g in range(self._count(self.dp)):
+            lo, hi = g * tp, (g + 1) * tp
+            members = ranks[lo:hi]
+            deps = tuple(transfers[lo:hi]) + tuple(
+                d for n in self._span(lo, hi) for d in pending[n])
             if self.network:
                 cid = tg.collective("allgather", members, nbytes, algorithm=self.s.tp_algorithm,
                                     deps=deps, stream="compute", name="recv",
                                     phase="pp_allgather", microbatch=mb, iteration=it)
-                for n in range(g * tp, (g + 1) * tp):
+                self._mirror(cid, [(tuple(ranks[h * tp:(h + 1) * tp]),) for h in range(self.dp)])
+                for n in range(lo, hi):
                     out[n] = (cid,)
             else:
                 seconds = self.plan.prices[("allgather", nbytes, tuple(members))]
-                for i, r in enumerate(members):
-                    out[g * tp + i] = (tg.delay(
-                        r, seconds, deps=deps, stream="compute", name="recv",
+                for n in self._span(lo, hi):
+                    out[n] = (tg.delay(
+                        ranks[n], seconds, deps=deps, stream="compute", name="recv",
                         phase="pp_allgather", microbatch=mb, iteration=it, nbytes=float(nbytes),
                         collective="allgather", algorithm=self.s.tp_algorithm),)
+        if self.reps:
+            out = [out[0]] * len(out)
         return out
 
     def _run(self, it, mb, k, steps, pending, collect, forward, folded=0.0):
@@ -169,7 +227,8 @@ class Emitter:
         for i, step in enumerate(first):
             kind = type(step)
             if kind is Compute:
-                for n, r in enumerate(ranks):
+                for n in self._span(0, n_ranks):
+                    r = ranks[n]
                     template = step.template if same else steps[n][i].template
                     made = tg.compute_sequence(r, template, iteration=it, microbatch=mb,
                                                deps=pending[n])
@@ -179,22 +238,24 @@ class Emitter:
                         ids[n].extend(made)
             elif kind is Collective:
                 alg = self.s.tp_algorithm
-                for g in range(self.dp):
+                for g in range(self._count(self.dp)):
                     lo, hi = g * tp, (g + 1) * tp
                     members = ranks[lo:hi]
                     if self.network:
-                        deps = tuple(d for n in range(lo, hi) for d in pending[n])
+                        deps = tuple(d for n in self._span(lo, hi) for d in pending[n])
                         cid = tg.collective(step.collective, members, step.nbytes, algorithm=alg,
                                             deps=deps, stream="compute", name=step.name,
                                             phase=step.phase, microbatch=mb, iteration=it)
-                        for n in range(lo, hi):
+                        self._mirror(cid, [(tuple(ranks[h * tp:(h + 1) * tp]),)
+                                           for h in range(self.dp)])
+                        for n in self._span(lo, hi):
                             pending[n] = ()
                             last[n] = cid
                             if collect:
                                 ids[n].append(cid)
                     else:
                         seconds = self.plan.prices[(step.collective, step.nbytes, tuple(members))]
-                        for n in range(lo, hi):
+                        for n in self._span(lo, hi):
                             did = tg.delay(ranks[n], seconds, deps=pending[n], stream="compute",
                                            name=step.name, phase=step.phase, microbatch=mb,
                                            iteration=it, nbytes=float(step.nbytes),
@@ -208,13 +269,13 @@ class Emitter:
                 nbytes = float(sum(b for _, b in step.collectives)) + folded
                 kinds = {c for c, _ in step.collectives} | ({"allgather"} if folded else set())
                 label = kinds.pop() if len(kinds) == 1 else "mixed"
-                for g in range(self.dp):
+                for g in range(self._count(self.dp)):
                     lo, hi = g * tp, (g + 1) * tp
                     group = tuple(ranks[lo:hi])
                     seconds = self._block_seconds(step, group)
                     if folded:
                         seconds += self.plan.prices[("allgather", folded, group)]
-                    for n in range(lo, hi):
+                    for n in self._span(lo, hi):
                         did = tg.delay(ranks[n], seconds, deps=pending[n], stream="compute",
                                        name=step.name, phase=step.phase, microbatch=mb,
                                        iteration=it, nbytes=nbytes, collective=label,
@@ -227,10 +288,10 @@ class Emitter:
             else:  # UnitMark: ZeRO-3 gathers parameters before a unit, scatters gradients after
                 self._zero3(it, mb, k, step, forward, pending, last, unit_end, done_units)
         if folded:  # a pass without tensor-parallel collectives: the all-gather runs last
-            for g in range(self.dp):
+            for g in range(self._count(self.dp)):
                 lo, hi = g * tp, (g + 1) * tp
                 seconds = self.plan.prices[("allgather", folded, tuple(ranks[lo:hi]))]
-                for n in range(lo, hi):
+                for n in self._span(lo, hi):
                     last[n] = tg.delay(ranks[n], seconds, deps=pending[n], stream="compute",
                                        name="recv", phase="pp_allgather", microbatch=mb,
                                        iteration=it, nbytes=float(folded),
@@ -238,6 +299,10 @@ class Emitter:
                     pending[n] = ()
                     if collect:
                         ids[n].append(last[n])
+        if self.reps:  # every position's operations are its representative's
+            last = [last[0]] * n_ranks
+            if collect:
+                ids = [ids[0]] * n_ranks
         return last, ids
 
     def _block_seconds(self, step: CommBlock, group: tuple[int, ...]) -> float:
@@ -278,17 +343,25 @@ class Emitter:
                 for n in members:
                     self.state[ranks[n]].reductions.append(rs)
 
+    def _dp_mirror(self, cid: int, ranks: list[int]) -> None:
+        """Copies of a data-parallel collective of a stage: one group per tensor-parallel rank."""
+        tp, dp = self.tp, self.dp
+        self._mirror(cid, [(tuple(ranks[d * tp + t] for d in range(dp)),) for t in range(tp)])
+
     def _send(self, it, mb, k, j, to, last, stream, phase, kind):
         tg = self.tg
         boundary = min(j, to)
         nbytes = self.plan.send_bytes[boundary]
         k_to = to % self.p
         src, dst = self.ranks[k], self.ranks[k_to]
-        self.recv[(kind, mb, to)] = [
-            tg.transfer(src[n], dst[n], nbytes, deps=(last[n],), stream=stream,
-                        name=f"stage{boundary}-{boundary + 1}", phase=phase, microbatch=mb,
-                        iteration=it)
-            for n in range(len(src))]
+        made = [tg.transfer(src[n], dst[n], nbytes, deps=(last[n],), stream=stream,
+                            name=f"stage{boundary}-{boundary + 1}", phase=phase, microbatch=mb,
+                            iteration=it)
+                for n in self._span(0, len(src))]
+        if self.reps:
+            self._mirror(made[0], list(zip(src, dst)))
+            made = made * len(src)
+        self.recv[(kind, mb, to)] = made
 
     def _buckets(self, it, mb, k, prog: StageProgram, ids) -> None:
         """Gradient buckets of one chunk reduced as soon as they are complete (``overlap_dp``:
@@ -304,7 +377,7 @@ class Emitter:
         for b, (nbytes, position) in enumerate(groups):
             if not nbytes:
                 continue
-            for t in range(tp):
+            for t in range(self._count(tp)):
                 members = [d * tp + t for d in range(dp)]
                 deps = tuple(ids[n][-1] if position is None else ids[n][position]
                              for n in members)
@@ -312,6 +385,7 @@ class Emitter:
                                     nbytes * self.plan.grad_scale,
                                     algorithm=s.dp_algorithm, deps=deps, stream="dp",
                                     name=f"bucket{b}", phase=phase, microbatch=mb, iteration=it)
+                self._dp_mirror(cid, ranks)
                 for n in members:
                     self.state[ranks[n]].reductions.append(cid)
 
@@ -321,7 +395,7 @@ class Emitter:
         if dp > 1 and s.zero_stage < 2 and not s.overlap_dp:
             collective = "reducescatter" if s.zero_stage else "allreduce"
             for k in range(self.p):
-                for t in range(tp):
+                for t in range(self._count(tp)):
                     group = [s.rank(k, d, t) for d in range(dp)]
                     nbytes = plan.grad_bytes[group[0]] * plan.grad_scale
                     if not nbytes:
@@ -330,37 +404,44 @@ class Emitter:
                                         deps=[self.state[r].last for r in group], stream="dp",
                                         name="gradients", phase=f"dp_{collective}",
                                         iteration=it)
+                    self._dp_mirror(cid, self.ranks[k])
                     for r in group:
                         self.state[r].reductions.append(cid)
         for owner, user, nbytes in plan.tied:
             k_a, k_b = owner % self.p, user % self.p
             if k_a == k_b or not nbytes:
                 continue
-            for d in range(dp):
-                for t in range(tp):
+            for d in range(self._count(dp)):
+                for t in range(self._count(tp)):
                     pair = [s.rank(k_a, d, t), s.rank(k_b, d, t)]
                     cid = tg.collective("allreduce", pair, nbytes * plan.grad_scale,
                                         algorithm="ring",
                                         deps=[self.state[r].last for r in pair], stream="dp",
                                         name="tied_embedding", phase="tied_allreduce",
                                         iteration=it)
+                    self._mirror(cid, [((s.rank(k_a, e, u), s.rank(k_b, e, u)),)
+                                       for e in range(dp) for u in range(tp)])
                     for r in pair:
                         self.state[r].reductions.append(cid)
         updates = []
         for r, st in enumerate(self.state):
+            if self.reps and r != self.ranks[r // (dp * tp)][0]:
+                updates.append(updates[self.ranks[r // (dp * tp)][0]])  # its representative's
+                continue
             deps = st.reductions or [st.last]
             updates.append(tg.compute(r, plan.update_s[r], deps=deps, name="optimizer",
                                       phase="update", iteration=it))
-        ends = updates
+        ends = sorted(set(updates)) if self.reps else updates
         if dp > 1 and s.zero_stage in (1, 2):
             ends = []
             for k in range(self.p):
-                for t in range(tp):
+                for t in range(self._count(tp)):
                     group = [s.rank(k, d, t) for d in range(dp)]
                     ag = tg.collective("allgather", group, plan.grad_bytes[group[0]],
                                        algorithm=s.dp_algorithm,
                                        deps=[updates[r] for r in group], stream="dp",
                                        name="parameters", phase="dp_allgather", iteration=it)
+                    self._dp_mirror(ag, self.ranks[k])
                     ends.append(ag)
                     for r in group:
                         self.state[r].start_deps = (ag,)
